@@ -1,0 +1,38 @@
+// Package api is pushgate's HTTP surface: the push protocols, registration,
+// the workspace API, probes and metrics.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Checker is a dependency that /readyz pings.
+type Checker struct {
+	Name string
+	Ping func(context.Context) error
+}
+
+// VersionInfo is what GET /version shows.
+type VersionInfo struct {
+	Version string `json:"version"`
+	Hash    string `json:"hash"`
+	Date    string `json:"build_date,omitempty"`
+}
+
+// Deps is what the HTTP surface needs from the rest of the program.
+type Deps struct {
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	Version  VersionInfo
+	Ready    []Checker
+}
+
+// NewHandler returns the whole HTTP surface of `pushgate serve`.
+func NewHandler(d Deps) http.Handler {
+	m := newHTTPMetrics(d.Registry)
+	return addRoutes(d, m)
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"gopkg.in/yaml.v3"
+
+	"github.com/pushgate/pushgate/tenants/sqlstore"
+)
+
+// config is everything `serve` and the other commands read at start.
+type config struct {
+	Listen          string `yaml:"listen"`
+	Region          string `yaml:"region"`
+	PublicURL       string `yaml:"public_url"`
+	RegionURLs      string `yaml:"region_urls"`
+	DatabaseURL     string `yaml:"database_url"`
+	RedisURL        string `yaml:"redis_url"`
+	AppsFile        string `yaml:"apps_file"`
+	StripeSecretKey string `yaml:"stripe_secret_key"`
+	StripeWebhook   string `yaml:"stripe_webhook_secret"`
+	StripeAPIURL    string `yaml:"stripe_api_url"`
+	LogFormat       string `yaml:"log_format"`
+	LogLevel        string `yaml:"log_level"`
+	ShutdownTimeout string `yaml:"shutdown_timeout"`
+	DataDir         string `yaml:"data_dir"`
+	SandboxListen   string `yaml:"sandbox_listen"`
+
+	// Derived by validate.
+	regions         map[string]string
+	shutdownTimeout time.Duration
+}
+
+// setting binds one configuration value to its YAML key, environment variable and flag.
+type setting struct {
+	key, env, flag, usage string
+	value                 func(*config) *string
+}
+
+func settings() []setting {
+	return []setting{
+		{"listen", "PUSHGATE_LISTEN", "listen", "HTTP listen address", func(c *config) *string { return &c.Listen }},
+		{"region", "PUSHGATE_REGION", "region", "this gateway's region: us or de", func(c *config) *string { return &c.Region }},
+		{"public_url", "PUSHGATE_PUBLIC_URL", "public-url", "the URL workspaces use to reach this region", func(c *config) *string { return &c.PublicURL }},
+		{"region_urls", "PUSHGATE_REGION_URLS", "region-urls", "every region's public URL: us=https://…,de=https://…", func(c *config) *string { return &c.RegionURLs }},
+		{"database_url", "PUSHGATE_DATABASE_URL", "database-url", "sqlite:PATH or postgres://…", func(c *config) *string { return &c.DatabaseURL }},
+		{"redis_url", "PUSHGATE_REDIS_URL", "redis-url", "redis://…; required when more than one replica runs", func(c *config) *string { return &c.RedisURL }},
+		{"apps_file", "PUSHGATE_APPS_FILE", "apps-file", "YAML list of push apps", func(c *config) *string { return &c.AppsFile }},
+		{"stripe_secret_key", "PUSHGATE_STRIPE_SECRET_KEY", "", "Stripe secret key", func(c *config) *string { return &c.StripeSecretKey }},
+		{"stripe_webhook_secret", "PUSHGATE_STRIPE_WEBHOOK_SECRET", "", "Stripe webhook signing secret", func(c *config) *string { return &c.StripeWebhook }},
+		{"stripe_api_url", "PUSHGATE_STRIPE_API_URL", "", "Stripe API URL override (stripe-mock)", func(c *config) *string { return &c.StripeAPIURL }},
+		{"log_format", "PUSHGATE_LOG_FORMAT", "log-format", "text or json", func(c *config) *string { return &c.LogFormat }},
+		{"log_level", "PUSHGATE_LOG_LEVEL", "log-level", "debug, info, warn or error", func(c *config) *string { return &c.LogLevel }},
+		{"shutdown_timeout", "PUSHGATE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight requests may finish on SIGTERM", func(c *config) *string { return &c.ShutdownTimeout }},
+		{"data_dir", "PUSHGATE_DATA_DIR", "data-dir", "where --dev keeps its database and throwaway credentials", func(c *config) *string { return &c.DataDir }},
+		{"sandbox_listen", "PUSHGATE_SANDBOX_LISTEN", "sandbox-listen", "--dev: address of the in-process sandbox providers", func(c *config) *string { return &c.SandboxListen }},
+	}
+}
+
+func defaultConfig() config {
+	return config{
+		Listen:          ":8086",
+		Region:          "us",
+		PublicURL:       "http://localhost:8086",
+		DatabaseURL:     "sqlite:./data/pushgate.db",
+		LogFormat:       "text",
+		LogLevel:        "info",
+		ShutdownTimeout: "20s",
+		DataDir:         "./data",
+		SandboxListen:   "127.0.0.1:0",
+	}
+}
+
+// configFlags registers the common flags on fs and returns a function that
+// loads the configuration once fs has been parsed.
+func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (config, error) {
+	file := fs.String("config", "", "YAML configuration `file`")
+	flagValues := map[string]*string{}
+	for _, s := range settings() {
+		if s.flag != "" {
+			flagValues[s.key] = fs.String(s.flag, "", s.usage+" (env "+s.env+")")
+		}
+	}
+	return func() (config, error) {
+		cfg := defaultConfig()
+		if *file != "" {
+			if err := loadConfigFile(*file, &cfg); err != nil {
+				return cfg, err
+			}
+		}
+		for _, s := range settings() {
+			if v := getenv(s.env); v != "" {
+				*s.value(&cfg) = v
+			}
+		}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for _, s := range settings() {
+			if s.flag != "" && set[s.flag] {
+				*s.value(&cfg) = *flagValues[s.key]
+			}
+		}
+		return cfg, cfg.validate()
+	}
+}
+
+func loadConfigFile(path string, cfg *config) error {
+	body, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(body))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %s", path, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return nil
+}
+
+// validate checks every setting and fills the derived fields; each error names
+// the setting and the expected form.
+func (c *config) validate() error {
+	bad := func(key, format string, args ...any) error {
+		env := ""
+		for _, s := range settings() {
+			if s.key == key {
+				env = s.env
+			}
+		}
+		return fmt.Errorf("config: %s (%s): %s", env, key, fmt.Sprintf(format, args...))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return bad("listen", "expected HOST:PORT or :PORT, got %q", c.Listen)
+	}
+	if c.Region != "us" && c.Region != "de" {
+		return bad("region", "must be us or de, got %q", c.Region)
+	}
+	if err := checkHTTPURL(c.PublicURL); err != nil {
+		return bad("public_url", "%v", err)
+	}
+	c.regions = map[string]string{c.Region: strings.TrimRight(c.PublicURL, "/")}
+	if c.RegionURLs != "" {
+		for _, pair := range strings.Split(c.RegionURLs, ",") {
+			region, u, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if !ok {
+				return bad("region_urls", "expected us=https://…,de=https://…, got %q", pair)
+			}
+			if region != "us" && region != "de" {
+				return bad("region_urls", "unknown region %q: regions are us and de", region)
+			}
+			if err := checkHTTPURL(u); err != nil {
+				return bad("region_urls", "%s: %v", region, err)
+			}
+			c.regions[region] = strings.TrimRight(u, "/")
+		}
+	}
+	if _, err := sqlstore.ParseURL(c.DatabaseURL); err != nil {
+		return bad("database_url", "%v", err)
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			return bad("redis_url", "expected redis://[:PASSWORD@]HOST:PORT[/DB]: %v", err)
+		}
+	}
+	if c.AppsFile != "" {
+		f, err := os.Open(c.AppsFile)
+		if err != nil {
+			return bad("apps_file", "cannot read it: %v", err)
+		}
+		f.Close()
+	}
+	if c.StripeAPIURL != "" {
+		if err := checkHTTPURL(c.StripeAPIURL); err != nil {
+			return bad("stripe_api_url", "%v", err)
+		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return bad("log_format", "must be text or json, got %q", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	d, err := time.ParseDuration(c.ShutdownTimeout)
+	if err != nil || d <= 0 {
+		return bad("shutdown_timeout", "expected a positive duration such as 20s, got %q", c.ShutdownTimeout)
+	}
+	c.shutdownTimeout = d
+	if _, _, err := net.SplitHostPort(c.SandboxListen); err != nil {
+		return bad("sandbox_listen", "expected HOST:PORT, got %q", c.SandboxListen)
+	}
+	return nil
+}
+
+// regionList renders the known regions for messages, sorted.
+func (c *config) regionList() string {
+	var out []string
+	for r, u := range c.regions {
+		out = append(out, r+"="+u)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("expected an absolute http(s) URL, got %q", raw)
+	}
+	return nil
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushgate/pushgate/tenants/storetest"
+)
+
+// syncBuffer is an io.Writer that tests can read while the program writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// envFrom returns a getenv over a fixed map, so tests never read the process environment.
+func envFrom(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
+}
+
+// server is a pushgate started in-process through run.
+type server struct {
+	URL    string
+	stdout *syncBuffer
+	stderr *syncBuffer
+	stop   func() error
+}
+
+var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// mustServe starts `pushgate serve ARGS` through run on 127.0.0.1:0 and waits until it listens.
+func mustServe(t *testing.T, env map[string]string, args ...string) *server {
+	t.Helper()
+	if _, ok := env["PUSHGATE_LISTEN"]; !ok {
+		env["PUSHGATE_LISTEN"] = "127.0.0.1:0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"serve"}, args...), envFrom(env), s.stdout, s.stderr) }()
+	var once sync.Once
+	var stopErr error
+	s.stop = func() error {
+		once.Do(func() { cancel(); stopErr = <-done })
+		return stopErr
+	}
+	t.Cleanup(func() { s.stop() })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listeningAddr.FindStringSubmatch(s.stderr.String()); m != nil {
+			s.URL = "http://" + m[1]
+			return s
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited before listening: %v\nstderr:\n%s", err, s.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve did not listen within 20s; stderr:\n%s", s.stderr)
+	return nil
+}
+
+func mustGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func mustRun(t *testing.T, env map[string]string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), args, envFrom(env), &stdout, &stderr); err != nil {
+		t.Fatalf("pushgate %s: %v\nstderr:\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
+
+func TestServe(t *testing.T) {
+	for name, dbURL := range map[string]string{"sqlite": storetest.SQLite(t), "postgres": storetest.Postgres(t)} {
+		t.Run(name, func(t *testing.T) {
+			mustRun(t, map[string]string{"PUSHGATE_DATABASE_URL": dbURL}, "migrate")
+			s := mustServe(t, map[string]string{
+				"PUSHGATE_DATABASE_URL": dbURL,
+				"PUSHGATE_REDIS_URL":    storetest.RedisURL(),
+			})
+
+			t.Run("healthz answers ok", func(t *testing.T) {
+				if code, body := mustGet(t, s.URL+"/healthz"); code != 200 || !strings.Contains(body, `"ok"`) {
+					t.Fatalf("GET /healthz = %d %s", code, body)
+				}
+			})
+			t.Run("readyz pings the database and redis", func(t *testing.T) {
+				code, body := mustGet(t, s.URL+"/readyz")
+				var got struct{ Checks map[string]string }
+				_ = json.Unmarshal([]byte(body), &got)
+				if code != 200 || got.Checks["database"] != "ok" || got.Checks["redis"] != "ok" {
+					t.Fatalf("GET /readyz = %d %s", code, body)
+				}
+			})
+			t.Run("version has version and hash", func(t *testing.T) {
+				code, body := mustGet(t, s.URL+"/version")
+				var v map[string]string
+				if err := json.Unmarshal([]byte(body), &v); code != 200 || err != nil || v["version"] == "" || v["hash"] == "" {
+					t.Fatalf("GET /version = %d %s", code, body)
+				}
+			})
+			t.Run("metrics label routes by pattern, never by raw path", func(t *testing.T) {
+				secret := "pgw_us_SECRETSECRETSECRET"
+				mustGet(t, s.URL+"/mm/"+secret+"/api/v1/send_push")
+				code, body := mustGet(t, s.URL+"/metrics")
+				if code != 200 || !strings.Contains(body, `pushgate_http_requests_total{code="200",method="GET",route="/healthz"}`) {
+					t.Fatalf("GET /metrics = %d, no healthz request counted:\n%s", code, body)
+				}
+				if strings.Contains(body, "SECRET") {
+					t.Fatal("a raw request path reached the metrics")
+				}
+				if !strings.Contains(body, "go_goroutines") {
+					t.Fatal("Go runtime metrics are missing")
+				}
+			})
+			t.Run("stops cleanly on cancel and says so", func(t *testing.T) {
+				if err := s.stop(); err != nil {
+					t.Fatalf("serve returned %v", err)
+				}
+				if !strings.Contains(s.stderr.String(), "stopped cleanly") {
+					t.Fatalf("no shutdown log line:\n%s", s.stderr)
+				}
+			})
+		})
+	}
+}
+
+func TestServeRefusesAnOldSchema(t *testing.T) {
+	for name, dbURL := range map[string]string{"sqlite": storetest.SQLite(t), "postgres": storetest.Postgres(t)} {
+		t.Run(name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(context.Background(), []string{"serve"}, envFrom(map[string]string{
+				"PUSHGATE_DATABASE_URL": dbURL, "PUSHGATE_LISTEN": "127.0.0.1:0",
+			}), io.Discard, &stderr)
+			if err == nil || !strings.Contains(err.Error(), "run `pushgate migrate`") {
+				t.Fatalf("serve on an un-migrated database returned %v, want an error naming `pushgate migrate`", err)
+			}
+			if strings.Contains(stderr.String(), "msg=listening") {
+				t.Fatal("serve listened before refusing the schema")
+			}
+		})
+	}
+}
+
+func TestMigrateTwiceIsANoOp(t *testing.T) {
+	for name, dbURL := range map[string]string{"sqlite": storetest.SQLite(t), "postgres": storetest.Postgres(t)} {
+		t.Run(name, func(t *testing.T) {
+			env := map[string]string{"PUSHGATE_DATABASE_URL": dbURL}
+			if out := mustRun(t, env, "migrate"); !strings.Contains(out, "applied 0001_workspaces") {
+				t.Fatalf("first migrate printed %q", out)
+			}
+			if out := mustRun(t, env, "migrate"); !strings.Contains(out, "up to date") {
+				t.Fatalf("second migrate printed %q", out)
+			}
+		})
+	}
+}
+
+func TestDevModeMigratesItself(t *testing.T) {
+	dir := t.TempDir()
+	s := mustServe(t, map[string]string{
+		"PUSHGATE_DATABASE_URL": "sqlite:" + filepath.Join(dir, "pushgate.db"),
+		"PUSHGATE_DATA_DIR":     dir,
+	}, "--dev")
+	if code, _ := mustGet(t, s.URL+"/readyz"); code != 200 {
+		t.Fatalf("readyz = %d", code)
+	}
+	if !strings.Contains(s.stdout.String(), "Ctrl-C") {
+		t.Fatalf("dev banner missing:\n%s", s.stdout)
+	}
+}
+
+func TestBadConfigurationExitsBeforeListening(t *testing.T) {
+	dir := t.TempDir()
+	unknownKey := filepath.Join(dir, "unknown.yaml")
+	if err := os.WriteFile(unknownKey, []byte("listen: \":0\"\nlisten_adress: oops\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"unknown key in the file", nil, []string{"--config", unknownKey}, "listen_adress"},
+		{"missing config file", nil, []string{"--config", filepath.Join(dir, "nope.yaml")}, "config file"},
+		{"malformed database URL", map[string]string{"PUSHGATE_DATABASE_URL": "mysql://x"}, nil, "PUSHGATE_DATABASE_URL"},
+		{"malformed redis URL", map[string]string{"PUSHGATE_REDIS_URL": "http://x"}, nil, "PUSHGATE_REDIS_URL"},
+		{"malformed public URL", map[string]string{"PUSHGATE_PUBLIC_URL": "localhost"}, nil, "PUSHGATE_PUBLIC_URL"},
+		{"region other than us or de", map[string]string{"PUSHGATE_REGION": "eu"}, nil, "must be us or de"},
+		{"region flag overrides env", map[string]string{"PUSHGATE_REGION": "us"}, []string{"--region", "fr"}, `got "fr"`},
+		{"malformed region urls", map[string]string{"PUSHGATE_REGION_URLS": "us:https://x"}, nil, "PUSHGATE_REGION_URLS"},
+		{"unreadable apps file", map[string]string{"PUSHGATE_APPS_FILE": filepath.Join(dir, "apps.yaml")}, nil, "PUSHGATE_APPS_FILE"},
+		{"bad log format", map[string]string{"PUSHGATE_LOG_FORMAT": "xml"}, nil, "text or json"},
+		{"bad shutdown timeout", map[string]string{"PUSHGATE_SHUTDOWN_TIMEOUT": "soon"}, nil, "PUSHGATE_SHUTDOWN_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"PUSHGATE_LISTEN": "127.0.0.1:0", "PUSHGATE_DATABASE_URL": storetest.SQLite(t)}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			var stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"serve"}, tt.args...), envFrom(env), io.Discard, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("run = %v, want an error containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error spans several lines: %q", err)
+			}
+			if strings.Contains(stderr.String(), "msg=listening") {
+				t.Fatal("listened despite bad configuration")
+			}
+		})
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pushgate.yaml")
+	if err := os.WriteFile(file, []byte("region: de\nlog_format: json\npublic_url: https://file.example\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := newFlagSet("serve", io.Discard)
+	load := configFlags(fs, envFrom(map[string]string{"PUSHGATE_LOG_FORMAT": "text", "PUSHGATE_PUBLIC_URL": "https://env.example"}))
+	if err := parseFlags(fs, []string{"--config", file, "--public-url", "https://flag.example"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Region != "de" || cfg.LogFormat != "text" || cfg.PublicURL != "https://flag.example" {
+		t.Fatalf("file < env < flag precedence broken: region=%s log_format=%s public_url=%s", cfg.Region, cfg.LogFormat, cfg.PublicURL)
+	}
+}
+
+func TestUnknownCommandIsAUsageError(t *testing.T) {
+	err := run(context.Background(), []string{"frobnicate"}, envFrom(nil), io.Discard, io.Discard)
+	if err == nil || exitCode(err) != 2 {
+		t.Fatalf("run(frobnicate) = %v (exit %d), want a usage error", err, exitCode(err))
+	}
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pushgate/pushgate/api"
+	"github.com/pushgate/pushgate/tenants/sqlstore"
+)
+
+// closers runs cleanup functions in reverse order of registration, so
+// clients close in the reverse order they were started.
+type closers []func()
+
+func (c *closers) add(f func()) { *c = append(*c, f) }
+
+func (c closers) closeAll() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
+}
+
+func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	dev := fs.Bool("dev", false, "run on embedded defaults: SQLite under ./data, in-process sandbox providers, a demo workspace")
+	load := configFlags(fs, getenv)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+
+	var cleanup closers
+	defer cleanup.closeAll()
+
+	db, err := sqlstore.Open(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	cleanup.add(func() { _ = db.Close() })
+	if *dev {
+		if _, err := db.Migrate(ctx); err != nil {
+			return fmt.Errorf("migrating %s: %w", db, err)
+		}
+	}
+	if err := db.CheckSchema(ctx); err != nil {
+		return err
+	}
+
+	ready := []api.Checker{{Name: "database", Ping: db.Ping}}
+	if cfg.RedisURL != "" {
+		rdb, err := openRedis(ctx, cfg.RedisURL)
+		if err != nil {
+			return err
+		}
+		cleanup.add(func() { _ = rdb.Close() })
+		ready = append(ready, api.Checker{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := api.NewHandler(api.Deps{
+		Log:      log,
+		Registry: reg,
+		Version:  buildInfo(),
+		Ready:    ready,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "region", cfg.Region, "database", db.String(), "dev", *dev)
+	if *dev {
+		printDevBanner(stdout, cfg, ln.Addr().String())
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new connections; waiting for in-flight requests", "timeout", cfg.shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("in-flight requests did not finish in time; closing them", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("HTTP server stopped with an error", "err", err)
+	}
+	cleanup.closeAll()
+	cleanup = nil
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// openRedis connects with short timeouts, so a Redis outage costs a request
+// milliseconds rather than hanging it, and checks that Redis answers.
+func openRedis(ctx context.Context, rawURL string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %w", err)
+	}
+	opt.DialTimeout = 2 * time.Second
+	opt.ReadTimeout = 500 * time.Millisecond
+	opt.WriteTimeout = 500 * time.Millisecond
+	opt.PoolTimeout = time.Second
+	opt.MaxRetries = 1
+	rdb := redis.NewClient(opt)
+	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("redis at %s does not answer: %w", opt.Addr, err)
+	}
+	return rdb, nil
+}
+
+// printDevBanner tells a new user what to do next.
+func printDevBanner(w io.Writer, cfg config, addr string) {
+	fmt.Fprintf(w, `
+pushgate is running in dev mode (region %s)
+  listening on   %s
+  public URL     %s
+  database       %s
+  health         %s/healthz
+  metrics        %s/metrics
+
+Press Ctrl-C to stop.
+`, cfg.Region, addr, cfg.PublicURL, cfg.DatabaseURL, cfg.PublicURL, cfg.PublicURL)
+}
