@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	_ "embed"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/pushgate/pushgate/tenants"
 )
 
 // handleHealthz answers as long as the process serves HTTP; it has no dependencies.
@@ -47,12 +50,23 @@ func handleVersion(v VersionInfo) http.Handler {
 
 func handleNotFound() http.HandlerFunc {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + tenants.RedactTokens(r.URL.Path)})
 	})
 }
 
 func handleMethodNotAllowed() http.HandlerFunc {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method " + r.Method + " is not allowed here"})
+	})
+}
+
+//go:embed terms.txt
+var defaultTerms string
+
+// handleTermsPage serves the built-in terms text at the default terms_url.
+func handleTermsPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte(defaultTerms))
 	})
 }

@@ -11,12 +11,28 @@ import (
 // middleware around it.
 func addRoutes(d Deps, m *httpMetrics) http.Handler {
 	r := chi.NewRouter()
+	if d.TrustProxy {
+		r.Use(trustForwardedFor)
+	}
 	r.Use(recoverPanics(d.Log), requestID, m.instrument, limitBody(maxBodyBytes))
 
 	r.Method(http.MethodGet, "/healthz", handleHealthz())
 	r.Method(http.MethodGet, "/readyz", handleReadyz(d.Ready, d.Log))
 	r.Method(http.MethodGet, "/version", handleVersion(d.Version))
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+
+	// Terms, registration and the workspace API.
+	r.Method(http.MethodGet, "/api/v1/terms", handleTerms(d.Tenants, d.Log))
+	r.Method(http.MethodGet, "/terms", handleTermsPage())
+	r.Method(http.MethodPost, "/api/v1/workspaces",
+		handleRegister(d.Tenants, d.RegistrationOpen, newIPLimiter(d.RegistrationsPerHour, d.RegistrationsPerHour), d.Log))
+	r.Group(func(r chi.Router) {
+		r.Use(requireWorkspace(d.Tenants, d.Log))
+		r.Method(http.MethodGet, "/api/v1/workspace", handleGetWorkspace(d.Tenants, d.PublicURL, d.Log))
+		r.Method(http.MethodPatch, "/api/v1/workspace", handleUpdateWorkspace(d.Tenants, d.Log))
+		r.Method(http.MethodPost, "/api/v1/workspace/consent", handleConsent(d.Tenants, d.Log))
+		r.Method(http.MethodPost, "/api/v1/workspace/token", handleRotateToken(d.Tenants, d.Log))
+	})
 
 	r.NotFound(handleNotFound())
 	r.MethodNotAllowed(handleMethodNotAllowed())

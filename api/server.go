@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushgate/pushgate/tenants"
 )
 
 // Checker is a dependency that /readyz pings.
@@ -29,6 +31,15 @@ type Deps struct {
 	Registry *prometheus.Registry
 	Version  VersionInfo
 	Ready    []Checker
+
+	Tenants   *tenants.Service
+	PublicURL string
+	// RegistrationOpen allows self-service POST /api/v1/workspaces.
+	RegistrationOpen bool
+	// RegistrationsPerHour is the per-client-address limit of self-service registrations.
+	RegistrationsPerHour int
+	// TrustProxy takes the client address from the last X-Forwarded-For hop.
+	TrustProxy bool
 }
 
 // NewHandler returns the whole HTTP surface of `pushgate serve`.

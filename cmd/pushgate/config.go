@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,10 +37,24 @@ type config struct {
 	ShutdownTimeout string `yaml:"shutdown_timeout"`
 	DataDir         string `yaml:"data_dir"`
 	SandboxListen   string `yaml:"sandbox_listen"`
+	Registration    string `yaml:"registration"`
+	RegistrationsPH string `yaml:"registrations_per_hour"`
+	TrustProxy      string `yaml:"trust_proxy"`
+	TermsVersion    string `yaml:"terms_version"`
+	TermsURL        string `yaml:"terms_url"`
+	TermsPublished  string `yaml:"terms_published_at"`
+	TermsGrace      string `yaml:"terms_grace"`
+	AuthCacheTTL    string `yaml:"auth_cache_ttl"`
 
 	// Derived by validate.
-	regions         map[string]string
-	shutdownTimeout time.Duration
+	regions          map[string]string
+	shutdownTimeout  time.Duration
+	registrationOpen bool
+	registrationsPH  int
+	trustProxy       bool
+	termsPublished   time.Time
+	termsGrace       time.Duration
+	authCacheTTL     time.Duration
 }
 
 // setting binds one configuration value to its YAML key, environment variable and flag.
@@ -64,6 +79,14 @@ func settings() []setting {
 		{"log_level", "PUSHGATE_LOG_LEVEL", "log-level", "debug, info, warn or error", func(c *config) *string { return &c.LogLevel }},
 		{"shutdown_timeout", "PUSHGATE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight requests may finish on SIGTERM", func(c *config) *string { return &c.ShutdownTimeout }},
 		{"data_dir", "PUSHGATE_DATA_DIR", "data-dir", "where --dev keeps its database and throwaway credentials", func(c *config) *string { return &c.DataDir }},
+		{"registration", "PUSHGATE_REGISTRATION", "registration", "self-service registration: open or closed", func(c *config) *string { return &c.Registration }},
+		{"registrations_per_hour", "PUSHGATE_REGISTRATIONS_PER_HOUR", "", "self-service registrations allowed per client address per hour", func(c *config) *string { return &c.RegistrationsPH }},
+		{"trust_proxy", "PUSHGATE_TRUST_PROXY", "", "true behind an ingress: take the client address from the last X-Forwarded-For hop", func(c *config) *string { return &c.TrustProxy }},
+		{"terms_version", "PUSHGATE_TERMS_VERSION", "", "the current terms of service version", func(c *config) *string { return &c.TermsVersion }},
+		{"terms_url", "PUSHGATE_TERMS_URL", "", "where the current terms can be read (default PUBLIC_URL/terms)", func(c *config) *string { return &c.TermsURL }},
+		{"terms_published_at", "PUSHGATE_TERMS_PUBLISHED_AT", "", "when the current terms version took effect, RFC 3339", func(c *config) *string { return &c.TermsPublished }},
+		{"terms_grace", "PUSHGATE_TERMS_GRACE", "", "how long workspaces that accepted an earlier version keep sending", func(c *config) *string { return &c.TermsGrace }},
+		{"auth_cache_ttl", "PUSHGATE_AUTH_CACHE_TTL", "", "how long an authenticated token is cached (bounds how fast a rotation or suspension reaches other replicas)", func(c *config) *string { return &c.AuthCacheTTL }},
 		{"sandbox_listen", "PUSHGATE_SANDBOX_LISTEN", "sandbox-listen", "--dev: address of the in-process sandbox providers", func(c *config) *string { return &c.SandboxListen }},
 	}
 }
@@ -79,6 +102,13 @@ func defaultConfig() config {
 		ShutdownTimeout: "20s",
 		DataDir:         "./data",
 		SandboxListen:   "127.0.0.1:0",
+		Registration:    "open",
+		RegistrationsPH: "10",
+		TrustProxy:      "false",
+		TermsVersion:    "2026-11-01",
+		TermsPublished:  "2026-11-01T00:00:00Z",
+		TermsGrace:      "720h",
+		AuthCacheTTL:    "5s",
 	}
 }
 
@@ -198,6 +228,39 @@ func (c *config) validate() error {
 		return bad("shutdown_timeout", "expected a positive duration such as 20s, got %q", c.ShutdownTimeout)
 	}
 	c.shutdownTimeout = d
+	switch c.Registration {
+	case "open", "closed":
+		c.registrationOpen = c.Registration == "open"
+	default:
+		return bad("registration", "must be open or closed, got %q", c.Registration)
+	}
+	if n, err := strconv.Atoi(c.RegistrationsPH); err != nil || n < 1 {
+		return bad("registrations_per_hour", "expected a whole number of 1 or more, got %q", c.RegistrationsPH)
+	} else {
+		c.registrationsPH = n
+	}
+	if c.trustProxy, err = strconv.ParseBool(c.TrustProxy); err != nil {
+		return bad("trust_proxy", "expected true or false, got %q", c.TrustProxy)
+	}
+	if c.TermsVersion == "" || len(c.TermsVersion) > 64 {
+		return bad("terms_version", "expected a version id such as 2026-11-01, got %q", c.TermsVersion)
+	}
+	if c.TermsURL == "" {
+		c.TermsURL = strings.TrimRight(c.PublicURL, "/") + "/terms"
+	}
+	if err := checkHTTPURL(c.TermsURL); err != nil {
+		return bad("terms_url", "%v", err)
+	}
+	if c.termsPublished, err = time.Parse(time.RFC3339, c.TermsPublished); err != nil {
+		return bad("terms_published_at", "expected an RFC 3339 time such as 2026-11-01T00:00:00Z, got %q", c.TermsPublished)
+	}
+	c.termsPublished = c.termsPublished.UTC()
+	if c.termsGrace, err = time.ParseDuration(c.TermsGrace); err != nil || c.termsGrace < 0 {
+		return bad("terms_grace", "expected a duration such as 720h (30 days), got %q", c.TermsGrace)
+	}
+	if c.authCacheTTL, err = time.ParseDuration(c.AuthCacheTTL); err != nil || c.authCacheTTL <= 0 || c.authCacheTTL > time.Minute {
+		return bad("auth_cache_ttl", "expected a duration between 1ms and 1m, got %q", c.AuthCacheTTL)
+	}
 	if _, _, err := net.SplitHostPort(c.SandboxListen); err != nil {
 		return bad("sandbox_listen", "expected HOST:PORT, got %q", c.SandboxListen)
 	}

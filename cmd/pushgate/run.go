@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 )
@@ -36,12 +37,12 @@ func exitCode(err error) int {
 	return 1
 }
 
-func commands() map[string]command {
+func commands(stdin io.Reader) map[string]command {
 	return map[string]command{
 		"serve":     {"run the gateway (push APIs, registration API, dashboard, metrics); --dev for a first run", cmdServe},
 		"migrate":   {"apply database migrations and exit", cmdMigrate},
-		"workspace": {"operator CLI: create|list|show|rotate-token|suspend|resume|set-plan", cmdNotYet("the workspace CLI")},
-		"admin":     {"operator accounts: create --email E", cmdNotYet("the admin CLI")},
+		"workspace": {"operator CLI: create|list|show|rotate-token|suspend|resume|set-plan", cmdWorkspace},
+		"admin":     {"operator accounts: create --email E", cmdAdmin(stdin)},
 		"sandbox":   {"run the sandbox providers (fake APNs + FCM)", cmdNotYet("the sandbox")},
 		"bench":     {"load generator for the benchmark", cmdNotYet("the benchmark")},
 		"version":   {"print version, commit and build date", cmdVersion},
@@ -50,7 +51,12 @@ func commands() map[string]command {
 
 // run is the whole program; main only wires the process to it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cmds := commands()
+	return runWithInput(ctx, args, getenv, os.Stdin, stdout, stderr)
+}
+
+// runWithInput is run with standard input given, for the commands that read it.
+func runWithInput(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmds := commands(stdin)
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		printUsage(stdout, cmds)
 		if len(args) == 0 {

@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pushgate/pushgate/api"
-	"github.com/pushgate/pushgate/tenants/sqlstore"
 )
 
 // closers runs cleanup functions in reverse order of registration, so
@@ -46,18 +45,16 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var cleanup closers
 	defer cleanup.closeAll()
 
-	db, err := sqlstore.Open(ctx, cfg.DatabaseURL, log)
+	db, svc, err := openTenancy(ctx, cfg, log, *dev)
 	if err != nil {
 		return err
 	}
 	cleanup.add(func() { _ = db.Close() })
+	var devSt *devState
 	if *dev {
-		if _, err := db.Migrate(ctx); err != nil {
-			return fmt.Errorf("migrating %s: %w", db, err)
+		if devSt, err = ensureDevSetup(ctx, svc, cfg.DataDir); err != nil {
+			return err
 		}
-	}
-	if err := db.CheckSchema(ctx); err != nil {
-		return err
 	}
 
 	ready := []api.Checker{{Name: "database", Ping: db.Ping}}
@@ -77,6 +74,12 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		Registry: reg,
 		Version:  buildInfo(),
 		Ready:    ready,
+
+		Tenants:              svc,
+		PublicURL:            cfg.PublicURL,
+		RegistrationOpen:     cfg.registrationOpen,
+		RegistrationsPerHour: cfg.registrationsPH,
+		TrustProxy:           cfg.trustProxy,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -96,7 +99,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "region", cfg.Region, "database", db.String(), "dev", *dev)
 	if *dev {
-		printDevBanner(stdout, cfg, ln.Addr().String())
+		printDevBanner(stdout, cfg, ln.Addr().String(), devSt)
 	}
 
 	select {
@@ -140,18 +143,4 @@ func openRedis(ctx context.Context, rawURL string) (*redis.Client, error) {
 		return nil, fmt.Errorf("redis at %s does not answer: %w", opt.Addr, err)
 	}
 	return rdb, nil
-}
-
-// printDevBanner tells a new user what to do next.
-func printDevBanner(w io.Writer, cfg config, addr string) {
-	fmt.Fprintf(w, `
-pushgate is running in dev mode (region %s)
-  listening on   %s
-  public URL     %s
-  database       %s
-  health         %s/healthz
-  metrics        %s/metrics
-
-Press Ctrl-C to stop.
-`, cfg.Region, addr, cfg.PublicURL, cfg.DatabaseURL, cfg.PublicURL, cfg.PublicURL)
 }

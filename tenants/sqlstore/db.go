@@ -81,8 +81,10 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 		}
 		// WAL lets readers run beside the writer; immediate transactions take the
 		// write lock up front so two writers queue on busy_timeout instead of failing.
+		// No _time_format: this driver ignores _txlock when it is set, and its
+		// default already writes "2006-01-02 15:04:05.999999999-07:00" (see db_test.go).
 		dsn := path + "?_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-			"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_time_format=sqlite"
+			"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
 		gdb, err = gorm.Open(sqlite.Open(dsn), cfg)
 	case Postgres:
 		gdb, err = gorm.Open(postgres.Open(rawURL), cfg)

@@ -1,0 +1,80 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/pushgate/pushgate/tenants"
+)
+
+// decodeStrict reads one JSON object into v, refusing unknown fields, wrong
+// types and trailing data, with an error that names the field. An empty body
+// decodes as {} when allowEmpty is set.
+func decodeStrict(r *http.Request, v any, allowEmpty bool) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return tenants.Errorf(tenants.CodeInvalid, "request body is larger than %d bytes", tooBig.Limit)
+		}
+		return tenants.Errorf(tenants.CodeInvalid, "reading the request body: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if allowEmpty {
+			return nil
+		}
+		return tenants.Errorf(tenants.CodeInvalid, "request body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return tenants.Errorf(tenants.CodeInvalid, "request body has data after the JSON object")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into an invalid-input error a person can act on.
+func jsonError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return tenants.Errorf(tenants.CodeInvalid, "request body must be a JSON object, not %s", typeErr.Value)
+		}
+		return tenants.FieldError(field, "must be %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return tenants.Errorf(tenants.CodeInvalid, "request body is not valid JSON (at byte %d): %v", syntaxErr.Offset, err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return tenants.FieldError(name, "is not a field of this request; check its spelling")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return tenants.Errorf(tenants.CodeInvalid, "request body is truncated JSON")
+	}
+	return tenants.Errorf(tenants.CodeInvalid, "request body is not valid JSON: %v", err)
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "a number"
+	case "struct", "map":
+		return "an object"
+	case "slice":
+		return "an array"
+	}
+	return fmt.Sprintf("a %s", k)
+}

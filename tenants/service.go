@@ -1,0 +1,563 @@
+package tenants
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Config is what the tenancy service needs to know about this region.
+type Config struct {
+	Region     string
+	PublicURL  string
+	RegionURLs map[string]string
+	// Terms is the version this deployment publishes at start.
+	Terms Terms
+	// TermsGrace is how long a workspace that accepted an earlier version keeps sending after a new one is published.
+	TermsGrace time.Duration
+	// AuthCacheTTL bounds how long a rotation or suspension on another replica takes to apply here.
+	AuthCacheTTL time.Duration
+	// MaxTokenGrace bounds the optional grace period of a rotated token.
+	MaxTokenGrace time.Duration
+	// PasswordCost is the bcrypt cost of operator passwords (default 12; tests lower it).
+	PasswordCost int
+	Now          func() time.Time
+	Log          *slog.Logger
+}
+
+// Service is the tenancy: registration, authentication, consent and the
+// operator actions on workspaces.
+type Service struct {
+	store Store
+	cfg   Config
+	cache *authCache
+
+	dummyOnce sync.Once
+	dummyHash []byte // compared against for unknown emails, so timing does not reveal them
+}
+
+// NewService returns a Service over store. Call PublishConfiguredTerms once at start.
+func NewService(store Store, cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TermsGrace == 0 {
+		cfg.TermsGrace = 30 * 24 * time.Hour
+	}
+	if cfg.AuthCacheTTL == 0 {
+		cfg.AuthCacheTTL = 5 * time.Second
+	}
+	if cfg.MaxTokenGrace == 0 {
+		cfg.MaxTokenGrace = 24 * time.Hour
+	}
+	if cfg.PasswordCost == 0 {
+		cfg.PasswordCost = 12
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	return &Service{store: store, cfg: cfg, cache: newAuthCache(cfg.AuthCacheTTL, 100_000)}
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// PublishConfiguredTerms records the configured terms version if it is new.
+func (s *Service) PublishConfiguredTerms(ctx context.Context) error {
+	if s.cfg.Terms.Version == "" {
+		return nil
+	}
+	return s.store.PublishTerms(ctx, s.cfg.Terms)
+}
+
+// CurrentTerms is the terms version workspaces must accept now.
+func (s *Service) CurrentTerms(ctx context.Context) (*Terms, error) {
+	if t, ok := s.cache.terms(s.now()); ok {
+		return t, nil
+	}
+	t, err := s.store.CurrentTerms(ctx, s.now())
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, Errorf(CodeInternal, "no terms of service are published")
+	}
+	s.cache.setTerms(t, s.now())
+	return t, nil
+}
+
+// PushURLs are the values a workspace admin pastes into the chat server's settings.
+type PushURLs struct {
+	Mattermost string `json:"mattermost"`
+	RocketChat string `json:"rocketchat"`
+}
+
+// PushURLs returns the settings for token; an empty token gives a placeholder
+// where the token goes.
+func (s *Service) PushURLs(token string) PushURLs {
+	if token == "" {
+		token = "<TOKEN>"
+	}
+	return PushURLs{Mattermost: s.cfg.PublicURL + "/mm/" + token, RocketChat: s.cfg.PublicURL}
+}
+
+// Registration is a new workspace and its token, shown once.
+type Registration struct {
+	Workspace Workspace
+	Token     string
+	Consent   *Consent
+}
+
+// RegisterRequest is what a new workspace says about itself.
+type RegisterRequest struct {
+	Name               string
+	ContactEmail       string
+	ServerID           string
+	AcceptTermsVersion string
+	Privacy            Privacy
+	// Plan and QuotaLimit are for operators; self-service registration is always free.
+	Plan       Plan
+	QuotaLimit *int64
+}
+
+// Field limits, also used by the HTTP layer's messages.
+const (
+	MaxNameLen     = 100
+	MaxEmailLen    = 254
+	MaxServerIDLen = 64
+)
+
+// Validate checks the request's shape and fills defaults.
+func (r *RegisterRequest) Validate() error {
+	r.Name = strings.TrimSpace(r.Name)
+	r.ContactEmail = strings.TrimSpace(r.ContactEmail)
+	r.ServerID = strings.TrimSpace(r.ServerID)
+	switch {
+	case r.Name == "":
+		return FieldError("name", "is required: a name for the workspace, such as your company or chat server")
+	case utf8.RuneCountInString(r.Name) > MaxNameLen:
+		return FieldError("name", "is %d characters; at most %d are allowed", utf8.RuneCountInString(r.Name), MaxNameLen)
+	case strings.IndexFunc(r.Name, unicode.IsControl) >= 0:
+		return FieldError("name", "must not contain control characters")
+	}
+	if err := validEmail(r.ContactEmail); err != nil {
+		return err
+	}
+	if err := validServerID(r.ServerID); err != nil {
+		return err
+	}
+	if r.Privacy == "" {
+		r.Privacy = PrivacyFull
+	}
+	if !r.Privacy.Valid() {
+		return FieldError("privacy", "must be %q or %q, got %q", PrivacyFull, PrivacyIDOnly, r.Privacy)
+	}
+	if r.Plan == "" {
+		r.Plan = PlanFree
+	}
+	if !r.Plan.Valid() {
+		return FieldError("plan", "must be free, pro or enterprise, got %q", r.Plan)
+	}
+	return validLimit(r.Plan, r.QuotaLimit)
+}
+
+func validEmail(email string) error {
+	if email == "" {
+		return FieldError("contact_email", "is required: where we reach the workspace's admin")
+	}
+	if len(email) > MaxEmailLen {
+		return FieldError("contact_email", "is %d characters; at most %d are allowed", len(email), MaxEmailLen)
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || !strings.Contains(email[strings.LastIndexByte(email, '@')+1:], ".") {
+		return FieldError("contact_email", "%q is not an email address such as admin@example.com", email)
+	}
+	return nil
+}
+
+func validServerID(id string) error {
+	if len(id) > MaxServerIDLen {
+		return FieldError("server_id", "is %d characters; at most %d are allowed", len(id), MaxServerIDLen)
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return FieldError("server_id", "may contain only letters, digits, - and _ (Mattermost's Diagnostic ID)")
+		}
+	}
+	return nil
+}
+
+func validLimit(p Plan, limit *int64) error {
+	if limit == nil {
+		return nil
+	}
+	if p != PlanEnterprise {
+		return FieldError("limit", "a custom limit is only for the enterprise plan; %s has %d a month", p, PlanLimit(p, nil))
+	}
+	if *limit < 0 {
+		return FieldError("limit", "must be zero or more, got %d", *limit)
+	}
+	return nil
+}
+
+// Register creates a workspace with its first token and, when the request
+// accepts the current terms, its first consent, in one transaction.
+func (s *Service) Register(ctx context.Context, req RegisterRequest, actor, ip string) (*Registration, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var consent *Consent
+	if req.AcceptTermsVersion != "" {
+		terms, err := s.CurrentTerms(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if req.AcceptTermsVersion != terms.Version {
+			return nil, termsMismatch(req.AcceptTermsVersion, terms)
+		}
+		consent = &Consent{TermsVersion: terms.Version, AcceptedBy: req.ContactEmail, AcceptedIP: ip, AcceptedAt: now}
+	}
+	id, err := newWorkspaceID()
+	if err != nil {
+		return nil, Internal(err, "creating a workspace id")
+	}
+	token, err := NewToken(s.cfg.Region)
+	if err != nil {
+		return nil, Internal(err, "creating a token")
+	}
+	ws := Workspace{
+		ID: id, Name: req.Name, ContactEmail: req.ContactEmail, Region: s.cfg.Region,
+		Plan: req.Plan, QuotaLimit: req.QuotaLimit, Status: StatusActive,
+		ServerID: req.ServerID, Privacy: req.Privacy, CreatedAt: now, UpdatedAt: now,
+	}
+	if consent != nil {
+		consent.WorkspaceID = id
+	}
+	audit := AuditEntry{Actor: actor, Action: "workspace.create", WorkspaceID: id,
+		Detail: fmt.Sprintf("plan=%s ip=%s", req.Plan, ip), CreatedAt: now}
+	if err := s.store.CreateWorkspace(ctx, &ws, Credential{Hash: HashToken(token), Hint: TokenHint(token)}, consent, audit); err != nil {
+		return nil, err
+	}
+	s.cfg.Log.Info("workspace registered", "workspace", id, "plan", ws.Plan, "by", actor)
+	return &Registration{Workspace: ws, Token: token, Consent: consent}, nil
+}
+
+// newWorkspaceID returns "ws_" and 20 random lowercase base32 characters.
+func newWorkspaceID() (string, error) {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	var b [20]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	for i := range b {
+		b[i] = alphabet[b[i]%32]
+	}
+	return "ws_" + string(b[:]), nil
+}
+
+// Principal is an authenticated workspace as the hot path sees it: a
+// snapshot that may be up to the auth cache TTL old.
+type Principal struct {
+	Workspace Workspace
+	// Consent is the latest consent, nil if the workspace never accepted any terms.
+	Consent *Consent
+	// TokenHash identifies the token used, for cache invalidation.
+	TokenHash string
+}
+
+// Authenticate maps a workspace token to its workspace. A malformed or
+// unknown token is unauthorized; a token of another region is misdirected,
+// decided from the token alone.
+func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	region, ok := TokenRegion(token)
+	if !ok {
+		return nil, &Error{Code: CodeUnauthorized, Reason: "token_malformed",
+			Message: "the workspace token is missing or malformed: it starts with pgw_ and is " + fmt.Sprint(TokenLen) + " characters long; copy it again from your registration"}
+	}
+	if region != s.cfg.Region {
+		return nil, s.misdirected(region)
+	}
+	hash := HashToken(token)
+	now := s.now()
+	if p, err, ok := s.cache.get(hash, now); ok {
+		return p, err
+	}
+	v, err, _ := s.cache.flight.Do(hash, func() (any, error) {
+		p, err := s.loadPrincipal(ctx, hash, now)
+		if err == nil || ErrorCode(err) == CodeUnauthorized {
+			s.cache.put(hash, p, err, now)
+		}
+		return p, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Principal), nil
+}
+
+func (s *Service) loadPrincipal(ctx context.Context, hash string, now time.Time) (*Principal, error) {
+	ws, err := s.store.Authenticate(ctx, hash, now)
+	if err != nil {
+		if ErrorCode(err) == CodeNotFound {
+			return nil, &Error{Code: CodeUnauthorized, Reason: "token_unknown",
+				Message: "this workspace token is unknown or was rotated; use the current token of your workspace"}
+		}
+		return nil, err
+	}
+	consent, err := s.store.LatestConsent(ctx, ws.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &Principal{Workspace: *ws, Consent: consent, TokenHash: hash}, nil
+}
+
+func (s *Service) misdirected(region string) *Error {
+	u, known := s.cfg.RegionURLs[region]
+	if !known {
+		return &Error{Code: CodeMisdirected, Reason: "wrong_region",
+			Message: fmt.Sprintf("this token belongs to region %q, which this gateway (region %s) does not know; use the push URL you were given at registration", region, s.cfg.Region)}
+	}
+	return &Error{Code: CodeMisdirected, Reason: "wrong_region", RegionURL: u,
+		Message: fmt.Sprintf("this workspace is registered in region %s: send to %s instead of this gateway (region %s)", region, u, s.cfg.Region)}
+}
+
+// TermsState says where a workspace stands with the current terms.
+type TermsState struct {
+	Current Terms
+	// Accepted is the version the workspace last accepted, "" if none.
+	Accepted   string
+	AcceptedAt *time.Time
+	// Status is "accepted", "grace" (an earlier version, still allowed until GraceUntil) or "required".
+	Status     string
+	GraceUntil *time.Time
+}
+
+// TermsState computes p's standing with the current terms.
+func (s *Service) TermsState(ctx context.Context, p *Principal) (TermsState, error) {
+	terms, err := s.CurrentTerms(ctx)
+	if err != nil {
+		return TermsState{}, err
+	}
+	st := TermsState{Current: *terms, Status: "required"}
+	if p.Consent == nil {
+		return st, nil
+	}
+	st.Accepted = p.Consent.TermsVersion
+	at := p.Consent.AcceptedAt
+	st.AcceptedAt = &at
+	if p.Consent.TermsVersion == terms.Version {
+		st.Status = "accepted"
+		return st, nil
+	}
+	until := terms.PublishedAt.Add(s.cfg.TermsGrace)
+	st.GraceUntil = &until
+	if s.now().Before(until) {
+		st.Status = "grace"
+	}
+	return st, nil
+}
+
+// CanSend says whether p may send a push now: active, and the current terms
+// accepted (or an earlier version inside the grace period).
+func (s *Service) CanSend(ctx context.Context, p *Principal) error {
+	if p.Workspace.Status == StatusSuspended {
+		return &Error{Code: CodeForbidden, Reason: "suspended",
+			Message: "workspace " + p.Workspace.ID + " is suspended; nothing is sent until it is resumed: contact pushgate support"}
+	}
+	st, err := s.TermsState(ctx, p)
+	if err != nil {
+		return err
+	}
+	switch st.Status {
+	case "accepted", "grace":
+		return nil
+	}
+	how := fmt.Sprintf(`read them at %s and accept with POST %s/api/v1/workspace/consent {"terms_version":%q}`, st.Current.URL, s.cfg.PublicURL, st.Current.Version)
+	if st.Accepted == "" {
+		return &Error{Code: CodeForbidden, Reason: "terms_not_accepted",
+			Message: fmt.Sprintf("workspace has not accepted the terms of service version %s; %s", st.Current.Version, how)}
+	}
+	return &Error{Code: CodeForbidden, Reason: "terms_outdated",
+		Message: fmt.Sprintf("workspace accepted terms version %s, but version %s applies since %s and the grace period ended %s; %s",
+			st.Accepted, st.Current.Version, st.Current.PublishedAt.Format("2006-01-02"), st.GraceUntil.Format("2006-01-02"), how)}
+}
+
+// Accept records that by (from ip) accepted terms version for p's workspace.
+// Only the current version can be accepted.
+func (s *Service) Accept(ctx context.Context, p *Principal, version, by, ip string) (*Consent, error) {
+	if version == "" {
+		return nil, FieldError("terms_version", "is required: the version from GET /api/v1/terms")
+	}
+	terms, err := s.CurrentTerms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if version != terms.Version {
+		return nil, termsMismatch(version, terms)
+	}
+	c := Consent{WorkspaceID: p.Workspace.ID, TermsVersion: version, AcceptedBy: by, AcceptedIP: ip, AcceptedAt: s.now()}
+	if err := s.store.RecordConsent(ctx, c); err != nil {
+		return nil, err
+	}
+	s.cache.invalidateWorkspace(p.Workspace.ID)
+	s.cfg.Log.Info("terms accepted", "workspace", p.Workspace.ID, "terms_version", version)
+	return &c, nil
+}
+
+func termsMismatch(version string, current *Terms) *Error {
+	return &Error{Code: CodeConflict, Field: "terms_version", Reason: "terms_version_not_current",
+		Message: fmt.Sprintf("terms_version %q is not the current terms of service; the current version is %q (%s): accept that one", version, current.Version, current.URL)}
+}
+
+// RotateToken issues a new token for the workspace. The old token stops
+// working at once, or after grace when grace > 0 (at most MaxTokenGrace).
+func (s *Service) RotateToken(ctx context.Context, workspaceID, actor string, grace time.Duration) (string, error) {
+	if grace < 0 || grace > s.cfg.MaxTokenGrace {
+		return "", FieldError("grace", "must be between 0 and %s, got %s", s.cfg.MaxTokenGrace, grace)
+	}
+	token, err := NewToken(s.cfg.Region)
+	if err != nil {
+		return "", Internal(err, "creating a token")
+	}
+	now := s.now()
+	audit := AuditEntry{Actor: actor, Action: "workspace.rotate_token", WorkspaceID: workspaceID,
+		Detail: "grace=" + grace.String(), CreatedAt: now}
+	if err := s.store.ReplaceToken(ctx, workspaceID, Credential{Hash: HashToken(token), Hint: TokenHint(token)}, now.Add(grace), audit); err != nil {
+		return "", err
+	}
+	s.cache.invalidateWorkspace(workspaceID)
+	s.cfg.Log.Info("workspace token rotated", "workspace", workspaceID, "by", actor, "grace", grace)
+	return token, nil
+}
+
+// Update applies an operator's or the workspace's own change and audits it.
+func (s *Service) Update(ctx context.Context, workspaceID, actor, action string, change WorkspaceChange) (*Workspace, error) {
+	if change.Plan != nil {
+		if !change.Plan.Valid() {
+			return nil, FieldError("plan", "must be free, pro or enterprise, got %q", *change.Plan)
+		}
+		var limit *int64
+		if change.QuotaLimit != nil {
+			limit = *change.QuotaLimit
+		}
+		if err := validLimit(*change.Plan, limit); err != nil {
+			return nil, err
+		}
+		if change.QuotaLimit == nil {
+			none := (*int64)(nil)
+			change.QuotaLimit = &none // a plan change clears an old custom limit
+		}
+	}
+	if change.Privacy != nil && !change.Privacy.Valid() {
+		return nil, FieldError("privacy", "must be %q or %q, got %q", PrivacyFull, PrivacyIDOnly, *change.Privacy)
+	}
+	if change.ServerID != nil {
+		if err := validServerID(*change.ServerID); err != nil {
+			return nil, err
+		}
+	}
+	audit := AuditEntry{Actor: actor, Action: action, WorkspaceID: workspaceID, Detail: describeChange(change), CreatedAt: s.now()}
+	ws, err := s.store.UpdateWorkspace(ctx, workspaceID, change, audit)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.invalidateWorkspace(workspaceID)
+	s.cfg.Log.Info("workspace changed", "workspace", workspaceID, "action", action, "by", actor, "change", audit.Detail)
+	return ws, nil
+}
+
+func describeChange(c WorkspaceChange) string {
+	var parts []string
+	if c.Status != nil {
+		parts = append(parts, "status="+string(*c.Status))
+	}
+	if c.Plan != nil {
+		parts = append(parts, "plan="+string(*c.Plan))
+	}
+	if c.QuotaLimit != nil {
+		if *c.QuotaLimit == nil {
+			parts = append(parts, "limit=plan")
+		} else {
+			parts = append(parts, fmt.Sprintf("limit=%d", **c.QuotaLimit))
+		}
+	}
+	if c.Privacy != nil {
+		parts = append(parts, "privacy="+string(*c.Privacy))
+	}
+	if c.ServerID != nil {
+		parts = append(parts, "server_id="+*c.ServerID)
+	}
+	return strings.Join(parts, " ")
+}
+
+// Workspace returns one workspace.
+func (s *Service) Workspace(ctx context.Context, id string) (*Workspace, error) {
+	return s.store.Workspace(ctx, id)
+}
+
+// Workspaces lists every workspace of this region.
+func (s *Service) Workspaces(ctx context.Context) ([]Workspace, error) {
+	return s.store.ListWorkspaces(ctx)
+}
+
+// LatestConsent returns a workspace's latest consent or nil.
+func (s *Service) LatestConsent(ctx context.Context, workspaceID string) (*Consent, error) {
+	return s.store.LatestConsent(ctx, workspaceID)
+}
+
+// MinPasswordLen is the shortest operator password accepted.
+const MinPasswordLen = 12
+
+// CreateOperator adds an operator account with a bcrypt-hashed password.
+func (s *Service) CreateOperator(ctx context.Context, email, password string) (*Operator, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if err := validEmail(email); err != nil {
+		return nil, &Error{Code: CodeInvalid, Field: "email", Message: strings.Replace(err.Error(), "contact_email", "email", 1)}
+	}
+	if utf8.RuneCountInString(password) < MinPasswordLen {
+		return nil, FieldError("password", "must be at least %d characters", MinPasswordLen)
+	}
+	if len(password) > 72 {
+		return nil, FieldError("password", "must be at most 72 bytes (bcrypt's limit)")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cfg.PasswordCost)
+	if err != nil {
+		return nil, Internal(err, "hashing the password")
+	}
+	op := &Operator{Email: email, PasswordHash: string(hash), CreatedAt: s.now()}
+	if err := s.store.CreateOperator(ctx, op); err != nil {
+		return nil, err
+	}
+	return op, nil
+}
+
+// CheckOperatorPassword returns the operator when email and password match.
+func (s *Service) CheckOperatorPassword(ctx context.Context, email, password string) (*Operator, error) {
+	op, err := s.store.OperatorByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
+	denied := Errorf(CodeUnauthorized, "wrong email or password")
+	if err != nil {
+		if ErrorCode(err) == CodeNotFound {
+			// Spend the same time as a real check so timing does not reveal which emails exist.
+			s.dummyOnce.Do(func() {
+				s.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("pushgate-timing-equaliser"), s.cfg.PasswordCost)
+			})
+			_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
+			return nil, denied
+		}
+		return nil, err
+	}
+	if bcrypt.CompareHashAndPassword([]byte(op.PasswordHash), []byte(password)) != nil {
+		return nil, denied
+	}
+	return op, nil
+}
