@@ -21,6 +21,7 @@ const (
 	CodeRateLimited   Code = "rate_limited"   // too many requests right now
 	CodeMisdirected   Code = "misdirected"    // the workspace lives in another region
 	CodeUnavailable   Code = "unavailable"    // a dependency is down; retry later
+	CodeUndeliverable Code = "undeliverable"  // the provider refused the push for good, or it cannot be built
 	CodeInternal      Code = "internal"       // our bug or an unexpected failure
 )
 

@@ -1,0 +1,126 @@
+package redisquota
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The decisions as the admit script returns them.
+const (
+	scriptAdmitted   = 1
+	scriptReadmitted = 2
+	scriptDuplicate  = 3
+	scriptExhausted  = 4
+)
+
+// admitScript decides one notification in one round trip.
+//
+// KEYS[1] is the workspace's month hash; KEYS[2..] are its dedupe buckets,
+// newest (the bucket of at) first, and absent without a dedupe key.
+// ARGV: the limit (negative: unlimited), the day's "sent" field, the month
+// hash's TTL (ms), the dedupe key, at's offset in its bucket (ms), the
+// bucket's TTL (ms). A bucket entry is offset*2 + state, state 0 for
+// delivered and 1 for counted but undelivered; its age follows from which
+// bucket holds it, so the window is exact to the millisecond.
+var admitScript = redis.NewScript(withConstants(`
+local month, key = KEYS[1], ARGV[4]
+local off = tonumber(ARGV[5])
+for i = 2, #KEYS do
+  local v = redis.call('HGET', KEYS[i], key)
+  if v then
+    v = tonumber(v)
+    if off + (i - 2) * $bucket_ms - math.floor(v / 2) < $window_ms then
+      local used = tonumber(redis.call('HGET', month, 'u') or 0)
+      if v % 2 == 0 then
+        return {$duplicate, used}
+      end
+      if i > 2 then
+        redis.call('HDEL', KEYS[i], key)
+      end
+      redis.call('HSET', KEYS[2], key, off * 2)
+      redis.call('PEXPIRE', KEYS[2], ARGV[6], 'NX')
+      return {$readmitted, used}
+    end
+    break
+  end
+end
+local used = tonumber(redis.call('HGET', month, 'u') or 0)
+local limit = tonumber(ARGV[1])
+if limit >= 0 and used >= limit then
+  return {$exhausted, used}
+end
+used = redis.call('HINCRBY', month, 'u', 1)
+redis.call('HINCRBY', month, ARGV[2], 1)
+if used == 1 then
+  redis.call('PEXPIRE', month, ARGV[3], 'NX')
+end
+if #KEYS > 1 then
+  redis.call('HSET', KEYS[2], key, off * 2)
+  redis.call('PEXPIRE', KEYS[2], ARGV[6], 'NX')
+end
+return {$admitted, used}
+`))
+
+// countScript records an outcome or an ack, and with a dedupe key marks it
+// counted but undelivered in the bucket of at (removing older entries).
+//
+// KEYS[1] is the month hash of at; KEYS[2..] are the dedupe buckets of at,
+// newest first, absent without a key. ARGV: the day's field to count ("" for
+// none), the month hash's TTL (ms), the dedupe key, at's offset in its bucket
+// (ms), the bucket's TTL (ms).
+var countScript = redis.NewScript(`
+if ARGV[1] ~= '' and redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
+end
+if #KEYS > 1 then
+  for i = 3, #KEYS do
+    redis.call('HDEL', KEYS[i], ARGV[3])
+  end
+  redis.call('HSET', KEYS[2], ARGV[3], tonumber(ARGV[4]) * 2 + 1)
+  redis.call('PEXPIRE', KEYS[2], ARGV[5], 'NX')
+end
+return 1
+`)
+
+// reconcileScript applies one batch of counts and dedupe entries made while
+// Redis was unreachable, at most once: KEYS[1] is the batch's guard, set
+// first, so a batch resent after an ambiguous failure is not applied again.
+//
+// KEYS[2..] are month hashes, then dedupe buckets. ARGV[1] is the guard's TTL
+// (ms), ARGV[2] the number of month hashes; then per key: its TTL (ms), the
+// number of pairs n, and n pairs of field and increment (month hashes) or
+// dedupe key and entry (buckets).
+var reconcileScript = redis.NewScript(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+local months = tonumber(ARGV[2])
+local a = 3
+for k = 2, #KEYS do
+  local ttl, n = ARGV[a], tonumber(ARGV[a + 1])
+  a = a + 2
+  for j = 1, n do
+    if k <= months + 1 then
+      redis.call('HINCRBY', KEYS[k], ARGV[a], ARGV[a + 1])
+    else
+      redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1])
+    end
+    a = a + 2
+  end
+  redis.call('PEXPIRE', KEYS[k], ttl, 'NX')
+end
+return 1
+`)
+
+func withConstants(src string) string {
+	return strings.NewReplacer(
+		"$bucket_ms", strconv.FormatInt(bucketSpan.Milliseconds(), 10),
+		"$window_ms", strconv.FormatInt(window.Milliseconds(), 10),
+		"$admitted", strconv.Itoa(scriptAdmitted),
+		"$readmitted", strconv.Itoa(scriptReadmitted),
+		"$duplicate", strconv.Itoa(scriptDuplicate),
+		"$exhausted", strconv.Itoa(scriptExhausted),
+	).Replace(src)
+}

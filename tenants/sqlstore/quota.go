@@ -1,0 +1,327 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/pushgate/pushgate/tenants"
+)
+
+var _ tenants.QuotaStore = (*QuotaStore)(nil)
+
+// QuotaStore keeps quotas in the database, for a single node (no
+// PUSHGATE_REDIS_URL): quota_usage holds each month's count, usage_daily the
+// days' counts, and dedupe the notifications remembered for an hour. Every
+// call is one transaction. On SQLite it holds the write lock from its start;
+// on PostgreSQL the rows it touches are locked in one order (dedupe, then
+// quota_usage, then usage_daily), so concurrent calls queue and never
+// deadlock.
+type QuotaStore struct {
+	db *DB
+	// writer queues this process's SQLite writers: SQLite allows one at a
+	// time, and a queue hands the lock over at once where busy_timeout polls.
+	writer chan struct{}
+}
+
+// NewQuotaStore returns the quota store of db.
+func NewQuotaStore(db *DB) *QuotaStore { return &QuotaStore{db: db, writer: make(chan struct{}, 1)} }
+
+// write runs fn in one transaction, queued behind this process's other SQLite writers.
+func (q *QuotaStore) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if q.db.dialect == SQLite {
+		select {
+		case q.writer <- struct{}{}:
+			defer func() { <-q.writer }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return q.db.gorm.WithContext(ctx).Transaction(fn)
+}
+
+// The states of a remembered notification.
+const (
+	stateDelivered   = "delivered"
+	stateUndelivered = "undelivered"
+)
+
+// maxDedupeKeyLen bounds a dedupe key: it is a short hash, never the payload.
+const maxDedupeKeyLen = 64
+
+// errExhausted rolls back an admission that found no unit left, undoing its dedupe claim.
+var errExhausted = errors.New("quota exhausted")
+
+// Admit decides one notification in one transaction.
+func (q *QuotaStore) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict, error) {
+	if err := checkQuotaCall(a.WorkspaceID, a.At); err != nil {
+		return tenants.Verdict{}, err
+	}
+	if len(a.DedupeKey) > maxDedupeKeyLen {
+		return tenants.Verdict{}, dedupeKeyTooLong()
+	}
+	at := a.At.UTC()
+	p := tenants.PeriodOf(at)
+	v := tenants.Verdict{Limit: a.Limit}
+	err := q.write(ctx, func(tx *gorm.DB) error {
+		if a.DedupeKey != "" {
+			prior, err := q.claimKey(tx, a.WorkspaceID, a.DedupeKey, at)
+			if err != nil {
+				return err
+			}
+			switch prior {
+			case stateDelivered:
+				v.Decision = tenants.Duplicate
+				v.Used, err = usedIn(tx, a.WorkspaceID, p)
+				return err
+			case stateUndelivered:
+				v.Decision = tenants.Readmitted
+				v.Used, err = usedIn(tx, a.WorkspaceID, p)
+				return err
+			}
+		}
+		used, ok, err := takeUnit(tx, a.WorkspaceID, p, a.Limit)
+		if err != nil {
+			return err
+		}
+		v.Used = used
+		if !ok {
+			v.Decision = tenants.Exhausted
+			return errExhausted
+		}
+		v.Decision = tenants.Admitted
+		return addDaily(tx, a.WorkspaceID, at, dayCounts{sent: 1})
+	})
+	if err != nil && !errors.Is(err, errExhausted) {
+		return tenants.Verdict{}, tenants.Internal(err, "counting a notification")
+	}
+	return v, nil
+}
+
+// claimKey records key as delivered at at and returns its state before: ""
+// when it was unknown or older than the window (the caller counts it),
+// delivered (left as it was: a duplicate), or undelivered (a readmission).
+func (q *QuotaStore) claimKey(tx *gorm.DB, ws, key string, at time.Time) (string, error) {
+	now, expires := at.UnixMilli(), at.Add(tenants.DedupeWindow).UnixMilli()
+	// A row that a purge deletes between the two statements sends us round again.
+	for range 3 {
+		res := tx.Exec(`INSERT INTO dedupe (workspace_id, dedupe_key, state, expires_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (workspace_id, dedupe_key) DO NOTHING`, ws, key, stateDelivered, expires)
+		if res.Error != nil {
+			return "", res.Error
+		}
+		if res.RowsAffected == 1 {
+			return "", nil
+		}
+		query := "SELECT state, expires_at FROM dedupe WHERE workspace_id = ? AND dedupe_key = ?"
+		if q.db.dialect == Postgres {
+			// Waits for a concurrent admission of the same key to finish.
+			query += " FOR UPDATE"
+		}
+		var rows []dedupeRow
+		if err := tx.Raw(query, ws, key).Scan(&rows).Error; err != nil {
+			return "", err
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		prior := rows[0].State
+		if now >= rows[0].ExpiresAt {
+			prior = ""
+		}
+		if prior == stateDelivered {
+			return prior, nil
+		}
+		err := tx.Exec("UPDATE dedupe SET state = ?, expires_at = ? WHERE workspace_id = ? AND dedupe_key = ?",
+			stateDelivered, expires, ws, key).Error
+		return prior, err
+	}
+	return "", errors.New("the dedupe row of a notification kept disappearing")
+}
+
+// takeUnit adds one to the month's count unless that would pass limit; it
+// returns the count after and whether a unit was taken.
+func takeUnit(tx *gorm.DB, ws string, p tenants.Period, limit int64) (int64, bool, error) {
+	if limit == 0 {
+		used, err := usedIn(tx, ws, p)
+		return used, false, err
+	}
+	query := `INSERT INTO quota_usage (workspace_id, period, used) VALUES (?, ?, 1)
+		ON CONFLICT (workspace_id, period) DO UPDATE SET used = quota_usage.used + 1`
+	args := []any{ws, string(p)}
+	if limit > 0 {
+		query += " WHERE quota_usage.used < ?"
+		args = append(args, limit)
+	}
+	var got []int64
+	if err := tx.Raw(query+" RETURNING used", args...).Scan(&got).Error; err != nil {
+		return 0, false, err
+	}
+	if len(got) == 1 {
+		return got[0], true, nil
+	}
+	used, err := usedIn(tx, ws, p)
+	return used, false, err
+}
+
+func usedIn(tx *gorm.DB, ws string, p tenants.Period) (int64, error) {
+	var used []int64
+	err := tx.Raw("SELECT used FROM quota_usage WHERE workspace_id = ? AND period = ?", ws, string(p)).Scan(&used).Error
+	if err != nil || len(used) == 0 {
+		return 0, err
+	}
+	return used[0], nil
+}
+
+type dedupeRow struct {
+	State     string
+	ExpiresAt int64
+}
+
+type dailyRow struct {
+	Day                             string
+	Sent, DeadTokens, Failed, Acked int64
+}
+
+// dayCounts are increments of one usage_daily row.
+type dayCounts struct{ sent, dead, failed, acked int64 }
+
+func addDaily(tx *gorm.DB, ws string, at time.Time, d dayCounts) error {
+	return tx.Exec(`INSERT INTO usage_daily (workspace_id, day, sent, dead_tokens, failed, acked) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (workspace_id, day) DO UPDATE SET
+			sent = usage_daily.sent + excluded.sent,
+			dead_tokens = usage_daily.dead_tokens + excluded.dead_tokens,
+			failed = usage_daily.failed + excluded.failed,
+			acked = usage_daily.acked + excluded.acked`,
+		ws, at.UTC().Format(time.DateOnly), d.sent, d.dead, d.failed, d.acked).Error
+}
+
+// Settle counts an outcome of an admitted notification and keeps its key as
+// counted but undelivered for an hour from at.
+func (q *QuotaStore) Settle(ctx context.Context, workspaceID, dedupeKey string, outcome tenants.Outcome, at time.Time) error {
+	if err := checkQuotaCall(workspaceID, at); err != nil {
+		return err
+	}
+	if len(dedupeKey) > maxDedupeKeyLen {
+		return dedupeKeyTooLong()
+	}
+	var d dayCounts
+	switch outcome {
+	case tenants.OutcomeDeadToken:
+		d.dead = 1
+	case tenants.OutcomeFailed:
+		d.failed = 1
+	case tenants.OutcomeRetryLater:
+	default:
+		return tenants.Errorf(tenants.CodeInvalid, "unknown push outcome %q: want dead_token, failed or retry_later", outcome)
+	}
+	at = at.UTC()
+	err := q.write(ctx, func(tx *gorm.DB) error {
+		if dedupeKey != "" {
+			err := tx.Exec(`INSERT INTO dedupe (workspace_id, dedupe_key, state, expires_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (workspace_id, dedupe_key) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at`,
+				workspaceID, dedupeKey, stateUndelivered, at.Add(tenants.DedupeWindow).UnixMilli()).Error
+			if err != nil {
+				return err
+			}
+		}
+		if d == (dayCounts{}) {
+			return nil
+		}
+		return addDaily(tx, workspaceID, at, d)
+	})
+	if err != nil {
+		return tenants.Internal(err, "recording a push outcome")
+	}
+	return nil
+}
+
+// RecordAck counts a delivery receipt for the day of at.
+func (q *QuotaStore) RecordAck(ctx context.Context, workspaceID string, at time.Time) error {
+	if err := checkQuotaCall(workspaceID, at); err != nil {
+		return err
+	}
+	err := q.write(ctx, func(tx *gorm.DB) error { return addDaily(tx, workspaceID, at, dayCounts{acked: 1}) })
+	if err != nil {
+		return tenants.Internal(err, "counting a delivery receipt")
+	}
+	return nil
+}
+
+// Usage returns the month's count from quota_usage and its days from usage_daily.
+func (q *QuotaStore) Usage(ctx context.Context, workspaceID string, p tenants.Period) (tenants.Usage, error) {
+	if workspaceID == "" {
+		return tenants.Usage{}, tenants.Errorf(tenants.CodeInvalid, "workspace id is required")
+	}
+	if err := checkPeriod(p); err != nil {
+		return tenants.Usage{}, err
+	}
+	tx := q.db.gorm.WithContext(ctx)
+	used, err := usedIn(tx, workspaceID, p)
+	if err != nil {
+		return tenants.Usage{}, tenants.Internal(err, "reading usage")
+	}
+	days, err := dailyBetween(tx, workspaceID, p, p)
+	if err != nil {
+		return tenants.Usage{}, tenants.Internal(err, "reading usage")
+	}
+	return tenants.Usage{Period: p, Used: used, Daily: days}, nil
+}
+
+// dailyBetween returns the days of months from through to, ascending.
+func dailyBetween(tx *gorm.DB, ws string, from, to tenants.Period) ([]tenants.DailyUsage, error) {
+	var rows []dailyRow
+	err := tx.Raw(`SELECT day, sent, dead_tokens, failed, acked FROM usage_daily
+		WHERE workspace_id = ? AND day >= ? AND day < ? ORDER BY day`,
+		ws, from.Start().Format(time.DateOnly), to.End().Format(time.DateOnly)).Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	var days []tenants.DailyUsage
+	for _, r := range rows {
+		days = append(days, tenants.DailyUsage{Date: r.Day, Sent: r.Sent, DeadTokens: r.DeadTokens, Failed: r.Failed, Acked: r.Acked})
+	}
+	return days, nil
+}
+
+// PurgeExpiredDedupe deletes the remembered notifications whose window ended
+// by now, in batches, and returns how many it deleted. It is housekeeping
+// across all workspaces: Admit already ignores expired rows.
+func (db *DB) PurgeExpiredDedupe(ctx context.Context, now time.Time) (int64, error) {
+	const batch = 5000
+	var total int64
+	for {
+		res := db.gorm.WithContext(ctx).Exec(`DELETE FROM dedupe WHERE (workspace_id, dedupe_key) IN
+			(SELECT workspace_id, dedupe_key FROM dedupe WHERE expires_at <= ? LIMIT ?)`, now.UnixMilli(), batch)
+		if res.Error != nil {
+			return total, tenants.Internal(res.Error, "purging expired dedupe entries")
+		}
+		total += res.RowsAffected
+		if res.RowsAffected < batch {
+			return total, nil
+		}
+	}
+}
+
+func checkQuotaCall(workspaceID string, at time.Time) error {
+	if workspaceID == "" {
+		return tenants.Errorf(tenants.CodeInvalid, "workspace id is required")
+	}
+	if at.IsZero() {
+		return tenants.Errorf(tenants.CodeInvalid, "the time of the event is required")
+	}
+	return nil
+}
+
+func checkPeriod(p tenants.Period) error {
+	if _, err := time.Parse("2006-01", string(p)); err != nil {
+		return tenants.Errorf(tenants.CodeInvalid, "period %q: want a month as 2006-01", p)
+	}
+	return nil
+}
+
+func dedupeKeyTooLong() error {
+	return tenants.Errorf(tenants.CodeInvalid, "dedupe key is longer than %d bytes: pass a short hash, never the payload", maxDedupeKeyLen)
+}
