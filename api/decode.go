@@ -16,13 +16,9 @@ import (
 // types and trailing data, with an error that names the field. An empty body
 // decodes as {} when allowEmpty is set.
 func decodeStrict(r *http.Request, v any, allowEmpty bool) error {
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return tenants.Errorf(tenants.CodeInvalid, "request body is larger than %d bytes", tooBig.Limit)
-		}
-		return tenants.Errorf(tenants.CodeInvalid, "reading the request body: %v", err)
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		if allowEmpty {
@@ -77,4 +73,62 @@ func jsonKind(k string) string {
 		return "an array"
 	}
 	return fmt.Sprintf("a %s", k)
+}
+
+// maxJSONDepth bounds nesting in push bodies; real ones nest three levels.
+const maxJSONDepth = 16
+
+// checkDepth refuses JSON nested deeper than max, scanning once without decoding.
+func checkDepth(body []byte, max int) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range body {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				return tenants.Errorf(tenants.CodeInvalid, "request body nests deeper than %d levels", max)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// readBody reads a bounded body, answering an oversized one with an invalid-input error.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > maxBodyBytes {
+		return nil, tooLarge(r.ContentLength)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, tooLarge(-1)
+		}
+		return nil, tenants.Errorf(tenants.CodeInvalid, "reading the request body: %v", err)
+	}
+	if err := checkDepth(body, maxJSONDepth); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// tooLarge is the error for a body over maxBodyBytes; size is -1 when unknown.
+func tooLarge(size int64) error {
+	msg := fmt.Sprintf("request body is larger than the limit of %d bytes", maxBodyBytes)
+	if size > 0 {
+		msg = fmt.Sprintf("request body is %d bytes; the limit is %d", size, maxBodyBytes)
+	}
+	return &tenants.Error{Code: tenants.CodeInvalid, Reason: "too_large", Message: msg}
 }

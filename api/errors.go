@@ -48,6 +48,9 @@ type apiError struct {
 func writeAPIError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e := tenants.AsError(err)
 	status := apiStatus(e.Code)
+	if e.Reason == "too_large" {
+		status = http.StatusRequestEntityTooLarge
+	}
 	msg := e.Message
 	if e.Code == tenants.CodeInternal {
 		log.Error("request failed", "request_id", RequestID(r.Context()), "route", routePattern(r), "err", err)

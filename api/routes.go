@@ -5,11 +5,13 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pushgate/pushgate/gateway"
 )
 
 // addRoutes is the map of the HTTP surface: every path, its method and the
 // middleware around it.
-func addRoutes(d Deps, m *httpMetrics) http.Handler {
+func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 	r := chi.NewRouter()
 	if d.TrustProxy {
 		r.Use(trustForwardedFor)
@@ -20,6 +22,15 @@ func addRoutes(d Deps, m *httpMetrics) http.Handler {
 	r.Method(http.MethodGet, "/readyz", handleReadyz(d.Ready, d.Log))
 	r.Method(http.MethodGet, "/version", handleVersion(d.Version))
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+
+	// Push protocols. Mattermost servers carry the token in the path (they
+	// append /api/v1/send_push to the configured URL and send no credentials).
+	r.Method(http.MethodPost, "/mm/{token}/api/v1/send_push", handleMattermostPush(ps))
+	r.Method(http.MethodPost, "/mm/{token}/api/v1/ack", handleMattermostAck(ps))
+	r.Method(http.MethodPost, "/api/v1/send_push", handleMattermostPush(ps))
+	r.Method(http.MethodPost, "/api/v1/ack", handleMattermostAck(ps))
+	r.Method(http.MethodPost, "/push/apn/send", handleRocketChatPush(ps, gateway.KindAPNs))
+	r.Method(http.MethodPost, "/push/gcm/send", handleRocketChatPush(ps, gateway.KindFCM))
 
 	// Terms, registration and the workspace API.
 	r.Method(http.MethodGet, "/api/v1/terms", handleTerms(d.Tenants, d.Log))
@@ -32,6 +43,7 @@ func addRoutes(d Deps, m *httpMetrics) http.Handler {
 		r.Method(http.MethodPatch, "/api/v1/workspace", handleUpdateWorkspace(d.Tenants, d.Log))
 		r.Method(http.MethodPost, "/api/v1/workspace/consent", handleConsent(d.Tenants, d.Log))
 		r.Method(http.MethodPost, "/api/v1/workspace/token", handleRotateToken(d.Tenants, d.Log))
+		r.Method(http.MethodGet, "/api/v1/workspace/usage", handleUsage(d.Quotas, d.History, d.Now, d.Log))
 	})
 
 	r.NotFound(handleNotFound())

@@ -6,9 +6,11 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pushgate/pushgate/gateway"
 	"github.com/pushgate/pushgate/tenants"
 )
 
@@ -40,10 +42,29 @@ type Deps struct {
 	RegistrationsPerHour int
 	// TrustProxy takes the client address from the last X-Forwarded-For hop.
 	TrustProxy bool
+
+	Apps       *gateway.Registry
+	Quotas     tenants.QuotaStore
+	History    UsageHistory
+	RateLimits map[tenants.Plan]RateLimit
+	Thresholds ThresholdRecorder
+	// UpgradeURL is where an over-quota error sends a workspace admin.
+	UpgradeURL string
+	Now        func() time.Time
 }
 
 // NewHandler returns the whole HTTP surface of `pushgate serve`.
 func NewHandler(d Deps) http.Handler {
-	m := newHTTPMetrics(d.Registry)
-	return addRoutes(d, m)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.RateLimits == nil {
+		d.RateLimits = DefaultRateLimits()
+	}
+	ps := &pusher{
+		tenants: d.Tenants, quotas: d.Quotas, apps: d.Apps, limits: d.RateLimits, thresholds: d.Thresholds,
+		upgradeURL: d.UpgradeURL, log: d.Log, now: d.Now, metrics: newPushMetrics(d.Registry),
+		limiters: map[string]*workspaceLimiter{},
+	}
+	return addRoutes(d, newHTTPMetrics(d.Registry), ps)
 }

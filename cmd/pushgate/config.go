@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
+	"github.com/pushgate/pushgate/tenants/redisquota"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
 )
 
@@ -45,6 +46,8 @@ type config struct {
 	TermsPublished  string `yaml:"terms_published_at"`
 	TermsGrace      string `yaml:"terms_grace"`
 	AuthCacheTTL    string `yaml:"auth_cache_ttl"`
+	QuotaPolicy     string `yaml:"quota_redis_policy"`
+	UpgradeURL      string `yaml:"upgrade_url"`
 
 	// Derived by validate.
 	regions          map[string]string
@@ -55,6 +58,8 @@ type config struct {
 	termsPublished   time.Time
 	termsGrace       time.Duration
 	authCacheTTL     time.Duration
+	quotaPolicy      redisquota.Policy
+	upgradeURL       string
 }
 
 // setting binds one configuration value to its YAML key, environment variable and flag.
@@ -87,6 +92,8 @@ func settings() []setting {
 		{"terms_published_at", "PUSHGATE_TERMS_PUBLISHED_AT", "", "when the current terms version took effect, RFC 3339", func(c *config) *string { return &c.TermsPublished }},
 		{"terms_grace", "PUSHGATE_TERMS_GRACE", "", "how long workspaces that accepted an earlier version keep sending", func(c *config) *string { return &c.TermsGrace }},
 		{"auth_cache_ttl", "PUSHGATE_AUTH_CACHE_TTL", "", "how long an authenticated token is cached (bounds how fast a rotation or suspension reaches other replicas)", func(c *config) *string { return &c.AuthCacheTTL }},
+		{"quota_redis_policy", "PUSHGATE_QUOTA_REDIS_POLICY", "", "when Redis is unreachable: fail_open (count locally, reconcile later) or fail_closed (refuse, retry later)", func(c *config) *string { return &c.QuotaPolicy }},
+		{"upgrade_url", "PUSHGATE_UPGRADE_URL", "", "where over-quota errors send workspace admins (default PUBLIC_URL/upgrade)", func(c *config) *string { return &c.UpgradeURL }},
 		{"sandbox_listen", "PUSHGATE_SANDBOX_LISTEN", "sandbox-listen", "--dev: address of the in-process sandbox providers", func(c *config) *string { return &c.SandboxListen }},
 	}
 }
@@ -109,6 +116,7 @@ func defaultConfig() config {
 		TermsPublished:  "2026-11-01T00:00:00Z",
 		TermsGrace:      "720h",
 		AuthCacheTTL:    "5s",
+		QuotaPolicy:     "fail_open",
 	}
 }
 
@@ -260,6 +268,21 @@ func (c *config) validate() error {
 	}
 	if c.authCacheTTL, err = time.ParseDuration(c.AuthCacheTTL); err != nil || c.authCacheTTL <= 0 || c.authCacheTTL > time.Minute {
 		return bad("auth_cache_ttl", "expected a duration between 1ms and 1m, got %q", c.AuthCacheTTL)
+	}
+	switch c.QuotaPolicy {
+	case "fail_open":
+		c.quotaPolicy = redisquota.FailOpen
+	case "fail_closed":
+		c.quotaPolicy = redisquota.FailClosed
+	default:
+		return bad("quota_redis_policy", "must be fail_open or fail_closed, got %q", c.QuotaPolicy)
+	}
+	c.upgradeURL = c.UpgradeURL
+	if c.upgradeURL == "" {
+		c.upgradeURL = strings.TrimRight(c.PublicURL, "/") + "/upgrade"
+	}
+	if err := checkHTTPURL(c.upgradeURL); err != nil {
+		return bad("upgrade_url", "%v", err)
 	}
 	if _, _, err := net.SplitHostPort(c.SandboxListen); err != nil {
 		return bad("sandbox_listen", "expected HOST:PORT, got %q", c.SandboxListen)

@@ -58,13 +58,16 @@ func mustServe(t *testing.T, env map[string]string, args ...string) *server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"serve"}, args...), envFrom(env), s.stdout, s.stderr) }()
-	var once sync.Once
-	var stopErr error
+	finished := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(finished)
+		runErr = run(ctx, append([]string{"serve"}, args...), envFrom(env), s.stdout, s.stderr)
+	}()
 	s.stop = func() error {
-		once.Do(func() { cancel(); stopErr = <-done })
-		return stopErr
+		cancel()
+		<-finished
+		return runErr
 	}
 	t.Cleanup(func() { s.stop() })
 	deadline := time.Now().Add(20 * time.Second)
@@ -74,8 +77,8 @@ func mustServe(t *testing.T, env map[string]string, args ...string) *server {
 			return s
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("serve exited before listening: %v\nstderr:\n%s", err, s.stderr)
+		case <-finished:
+			t.Fatalf("serve exited before listening: %v\nstderr:\n%s", runErr, s.stderr)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -107,9 +110,11 @@ func TestServe(t *testing.T) {
 	for name, dbURL := range map[string]string{"sqlite": storetest.SQLite(t), "postgres": storetest.Postgres(t)} {
 		t.Run(name, func(t *testing.T) {
 			mustRun(t, map[string]string{"PUSHGATE_DATABASE_URL": dbURL}, "migrate")
+			_, _, appsFile := mustSandbox(t)
 			s := mustServe(t, map[string]string{
 				"PUSHGATE_DATABASE_URL": dbURL,
 				"PUSHGATE_REDIS_URL":    storetest.RedisURL(),
+				"PUSHGATE_APPS_FILE":    appsFile,
 			})
 
 			t.Run("healthz answers ok", func(t *testing.T) {

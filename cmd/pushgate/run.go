@@ -22,13 +22,6 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// notYetError marks a command whose capability has not been built yet.
-type notYetError struct{ what string }
-
-func (e notYetError) Error() string {
-	return e.what + " is not available yet in this build of pushgate"
-}
-
 func exitCode(err error) int {
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
@@ -43,8 +36,8 @@ func commands(stdin io.Reader) map[string]command {
 		"migrate":   {"apply database migrations and exit", cmdMigrate},
 		"workspace": {"operator CLI: create|list|show|rotate-token|suspend|resume|set-plan", cmdWorkspace},
 		"admin":     {"operator accounts: create --email E", cmdAdmin(stdin)},
-		"sandbox":   {"run the sandbox providers (fake APNs + FCM)", cmdNotYet("the sandbox")},
-		"bench":     {"load generator for the benchmark", cmdNotYet("the benchmark")},
+		"sandbox":   {"run the sandbox providers (fake APNs + FCM) on their own port", cmdSandbox},
+		"bench":     {"load generator for the benchmark (see make bench)", cmdBench},
 		"version":   {"print version, commit and build date", cmdVersion},
 	}
 }
@@ -85,12 +78,6 @@ func printUsage(w io.Writer, cmds map[string]command) {
 	}
 	b.WriteString("\nRun `pushgate COMMAND -h` for a command's flags.\n")
 	io.WriteString(w, b.String())
-}
-
-func cmdNotYet(what string) func(context.Context, []string, func(string) string, io.Writer, io.Writer) error {
-	return func(context.Context, []string, func(string) string, io.Writer, io.Writer) error {
-		return notYetError{what}
-	}
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pushgate/pushgate/api"
+	"github.com/pushgate/pushgate/tenants"
+	"github.com/pushgate/pushgate/tenants/redisquota"
+	"github.com/pushgate/pushgate/tenants/sqlstore"
 )
 
 // closers runs cleanup functions in reverse order of registration, so
@@ -57,7 +61,15 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Background jobs stop before the clients they use are closed.
+	jobsCtx, stopJobs := context.WithCancel(context.Background())
+	defer stopJobs()
+	var jobs sync.WaitGroup
 	ready := []api.Checker{{Name: "database", Ping: db.Ping}}
+	var quotas tenants.QuotaStore = sqlstore.NewQuotaStore(db)
 	if cfg.RedisURL != "" {
 		rdb, err := openRedis(ctx, cfg.RedisURL)
 		if err != nil {
@@ -65,10 +77,21 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		cleanup.add(func() { _ = rdb.Close() })
 		ready = append(ready, api.Checker{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+		rq := redisquota.New(rdb, redisquota.Options{Policy: cfg.quotaPolicy, Log: log.With("component", "quota"), Registerer: reg})
+		quotas = rq
+		jobs.Add(1)
+		go func() { defer jobs.Done(); rq.Run(jobsCtx) }()
+	} else {
+		jobs.Add(1)
+		go func() { defer jobs.Done(); purgeDedupe(jobsCtx, db, log) }()
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cleanup.add(func() { stopJobs(); jobs.Wait() })
+
+	apps, _, err := openRegistry(ctx, cfg, *dev, log, reg, &cleanup)
+	if err != nil {
+		return err
+	}
 	handler := api.NewHandler(api.Deps{
 		Log:      log,
 		Registry: reg,
@@ -80,6 +103,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		RegistrationOpen:     cfg.registrationOpen,
 		RegistrationsPerHour: cfg.registrationsPH,
 		TrustProxy:           cfg.trustProxy,
+
+		Apps:       apps,
+		Quotas:     quotas,
+		UpgradeURL: cfg.upgradeURL,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -135,6 +162,7 @@ func openRedis(ctx context.Context, rawURL string) (*redis.Client, error) {
 	opt.WriteTimeout = 500 * time.Millisecond
 	opt.PoolTimeout = time.Second
 	opt.MaxRetries = 1
+	opt.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opt)
 	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -143,4 +171,21 @@ func openRedis(ctx context.Context, rawURL string) (*redis.Client, error) {
 		return nil, fmt.Errorf("redis at %s does not answer: %w", opt.Addr, err)
 	}
 	return rdb, nil
+}
+
+// purgeDedupe deletes expired duplicate-suppression rows of the SQL quota
+// store every minute, so the table holds about one hour of pushes.
+func purgeDedupe(ctx context.Context, db *sqlstore.DB, log *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if _, err := db.PurgeExpiredDedupe(ctx, now.UTC()); err != nil && ctx.Err() == nil {
+				log.Warn("purging expired duplicate entries failed", "err", err)
+			}
+		}
+	}
 }

@@ -1,0 +1,187 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/pushgate/pushgate/gateway"
+	"github.com/pushgate/pushgate/tenants"
+)
+
+// RateLimit is a per-workspace token bucket: Burst pushes at once, refilled at PerSecond.
+type RateLimit struct {
+	PerSecond float64
+	Burst     int
+}
+
+// DefaultRateLimits let a real burst through (a message to a 10,000-member
+// channel is 10,000 pushes at once) while stopping a runaway client.
+func DefaultRateLimits() map[tenants.Plan]RateLimit {
+	return map[tenants.Plan]RateLimit{
+		tenants.PlanFree:       {PerSecond: 500, Burst: 20_000},
+		tenants.PlanPro:        {PerSecond: 2_000, Burst: 50_000},
+		tenants.PlanEnterprise: {PerSecond: 5_000, Burst: 100_000},
+	}
+}
+
+// ThresholdRecorder is told when a workspace's count reaches 80% or 100% of its limit.
+type ThresholdRecorder interface {
+	RecordThreshold(ctx context.Context, ws *tenants.Workspace, p tenants.Period, threshold int, used, limit int64)
+}
+
+// pusher runs what both push protocols share after decoding: who may send,
+// the burst limit, the quota and duplicate check, delivery, and settling.
+type pusher struct {
+	tenants    *tenants.Service
+	quotas     tenants.QuotaStore
+	apps       *gateway.Registry
+	limits     map[tenants.Plan]RateLimit
+	thresholds ThresholdRecorder
+	upgradeURL string
+	log        *slog.Logger
+	now        func() time.Time
+	metrics    *pushMetrics
+
+	mu       sync.Mutex
+	limiters map[string]*workspaceLimiter
+}
+
+type workspaceLimiter struct {
+	plan tenants.Plan
+	lim  *rate.Limiter
+}
+
+// admit applies the rules that hold on every protocol before anything is
+// sent: workspace standing and terms, the burst limit, and the monthly quota
+// with duplicate suppression. A nil error with dup set means "already
+// delivered: answer as delivered, send nothing".
+func (ps *pusher) admit(ctx context.Context, p *tenants.Principal, dedupeKey string) (v tenants.Verdict, err error) {
+	if err := ps.tenants.CanSend(ctx, p); err != nil {
+		return v, err
+	}
+	now := ps.now().UTC()
+	if wait, ok := ps.allow(&p.Workspace, now); !ok {
+		return v, &tenants.Error{Code: tenants.CodeRateLimited, Reason: "rate_limit",
+			RetryAfterSeconds: int(wait/time.Second) + 1,
+			Message:           "rate limit: this workspace is sending faster than its plan allows in a burst; retry in a few seconds"}
+	}
+	limit := p.Workspace.MonthlyLimit()
+	v, err = ps.quotas.Admit(ctx, tenants.Admission{WorkspaceID: p.Workspace.ID, Limit: limit, DedupeKey: dedupeKey, At: now})
+	if err != nil {
+		return v, err
+	}
+	switch v.Decision {
+	case tenants.Exhausted:
+		period := tenants.PeriodOf(now)
+		reset := period.End()
+		return v, &tenants.Error{Code: tenants.CodeQuotaExceeded, Reason: "quota_exhausted",
+			RetryAfterSeconds: int(reset.Sub(now).Seconds()) + 1,
+			Message: fmt.Sprintf("monthly quota exhausted: this workspace used all %d notifications of plan %s for %s; it resets %s; upgrade at %s",
+				limit, p.Workspace.Plan, period, reset.Format(time.RFC3339), ps.upgradeURL)}
+	case tenants.Admitted:
+		ps.checkThresholds(ctx, &p.Workspace, now, v)
+	}
+	return v, nil
+}
+
+// checkThresholds records the admission that reached 80% or 100% of the
+// limit; Used grows by exactly one per admission, so one request sees each.
+func (ps *pusher) checkThresholds(ctx context.Context, ws *tenants.Workspace, now time.Time, v tenants.Verdict) {
+	if ps.thresholds == nil || v.Limit <= 0 {
+		return
+	}
+	for _, pct := range [...]int{80, 100} {
+		if v.Used == (v.Limit*int64(pct)+99)/100 {
+			ps.thresholds.RecordThreshold(ctx, ws, tenants.PeriodOf(now), pct, v.Used, v.Limit)
+		}
+	}
+}
+
+// allow takes one token from the workspace's burst bucket.
+func (ps *pusher) allow(ws *tenants.Workspace, now time.Time) (time.Duration, bool) {
+	ps.mu.Lock()
+	l, ok := ps.limiters[ws.ID]
+	if !ok || l.plan != ws.Plan {
+		rl := ps.limits[ws.Plan]
+		if rl.Burst <= 0 {
+			ps.mu.Unlock()
+			return 0, true
+		}
+		l = &workspaceLimiter{plan: ws.Plan, lim: rate.NewLimiter(rate.Limit(rl.PerSecond), rl.Burst)}
+		ps.limiters[ws.ID] = l
+	}
+	ps.mu.Unlock()
+	r := l.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d, false
+	}
+	return 0, true
+}
+
+// settle records what became of an admitted notification that was not delivered.
+func (ps *pusher) settle(ctx context.Context, p *tenants.Principal, dedupeKey string, res gateway.Result) {
+	var outcome tenants.Outcome
+	switch res.Outcome {
+	case gateway.Delivered:
+		return
+	case gateway.DeadToken:
+		outcome = tenants.OutcomeDeadToken
+	case gateway.RetryLater:
+		outcome = tenants.OutcomeRetryLater
+	default:
+		outcome = tenants.OutcomeFailed
+	}
+	// The outcome is recorded even when the client has gone away meanwhile.
+	if err := ps.quotas.Settle(context.WithoutCancel(ctx), p.Workspace.ID, dedupeKey, outcome, ps.now().UTC()); err != nil {
+		ps.log.Warn("recording a push outcome failed", "workspace", p.Workspace.ID, "outcome", outcome, "err", err)
+	}
+}
+
+// dedupeKey hashes the parts that identify one notification of a workspace
+// into 16 characters: what the duplicate window stores, never the payload.
+func dedupeKey(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+type pushMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newPushMetrics(reg prometheus.Registerer) *pushMetrics {
+	m := &pushMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushgate_push_requests_total",
+			Help: "Push requests by protocol, outcome and HTTP status.",
+		}, []string{"protocol", "outcome", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pushgate_push_request_duration_seconds",
+			Help:    "Latency of whole push requests by protocol.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"protocol"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+func (m *pushMetrics) observe(protocol, outcome string, status int, start time.Time) {
+	m.requests.WithLabelValues(protocol, outcome, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(protocol).Observe(time.Since(start).Seconds())
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushgate/pushgate/gateway"
+	"github.com/pushgate/pushgate/gateway/sandbox"
+)
+
+// devTopic and devProject are the sandbox apps' bundle id and FCM project (DESIGN.md).
+const (
+	devTopic   = "app.pushgate.dev"
+	devProject = "pushgate-dev"
+)
+
+// startSandbox runs the sandbox providers in-process for --dev, with
+// throwaway credentials kept in dataDir, and returns the apps that use them.
+func startSandbox(ctx context.Context, cfg config, log *slog.Logger, cleanup *closers) ([]gateway.AppConfig, *sandbox.Server, error) {
+	dir := cfg.DataDir
+	// The first call creates the keys; the service account's token URI is
+	// rewritten once the sandbox's port is known.
+	kit, err := sandbox.EnsureDevKit(dir, "", devProject)
+	if err != nil {
+		return nil, nil, err
+	}
+	sb, err := sandbox.New(sandbox.Config{
+		Logger:      log.With("component", "sandbox"),
+		CACertFile:  filepath.Join(dir, "sandbox-ca.pem"),
+		CAKeyFile:   filepath.Join(dir, "sandbox-ca-key.pem"),
+		APNsKeys:    map[string]*ecdsa.PublicKey{kit.APNsKeyID: kit.APNsKey},
+		APNsTopics:  []string{devTopic},
+		FCMAccounts: map[string]*rsa.PublicKey{kit.ClientEmail: kit.FCMKey},
+		FCMProjects: []string{devProject},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sb.Listen(cfg.SandboxListen); err != nil {
+		return nil, nil, fmt.Errorf("sandbox providers: %w", err)
+	}
+	cleanup.add(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = sb.Shutdown(ctx)
+	})
+	if kit, err = sandbox.EnsureDevKit(dir, sb.URL()+"/token", devProject); err != nil {
+		return nil, nil, err
+	}
+	caFile := filepath.Join(dir, "sandbox-ca.pem")
+	apns := func(id string) gateway.AppConfig {
+		return gateway.AppConfig{ID: id, Kind: gateway.KindAPNs, Topic: devTopic, KeyFile: kit.APNsKeyFile, KeyID: kit.APNsKeyID,
+			TeamID: kit.APNsTeamID, Environment: gateway.EnvDevelopment, Endpoint: sb.URL(), CAFile: caFile}
+	}
+	fcm := func(id string) gateway.AppConfig {
+		return gateway.AppConfig{ID: id, Kind: gateway.KindFCM, ServiceAccountFile: kit.ServiceAccountFile, Endpoint: sb.URL(), CAFile: caFile}
+	}
+	apps := []gateway.AppConfig{apns("apple"), apns("apple_rn"), fcm("android"), fcm("android_rn")}
+	log.Info("sandbox providers started", "url", sb.URL(), "apps", "apple, apple_rn, android, android_rn")
+	return apps, sb, nil
+}
+
+// openRegistry loads the push apps (apps_file, or the dev sandbox's) and
+// builds one long-lived client per app.
+func openRegistry(ctx context.Context, cfg config, dev bool, log *slog.Logger, reg prometheus.Registerer, cleanup *closers) (*gateway.Registry, *sandbox.Server, error) {
+	var apps []gateway.AppConfig
+	var sb *sandbox.Server
+	var err error
+	switch {
+	case cfg.AppsFile != "":
+		if apps, err = gateway.LoadAppsFile(cfg.AppsFile); err != nil {
+			return nil, nil, fmt.Errorf("apps file %s: %w", cfg.AppsFile, err)
+		}
+	case dev:
+		if apps, sb, err = startSandbox(ctx, cfg, log, cleanup); err != nil {
+			return nil, nil, err
+		}
+	default:
+		return nil, nil, fmt.Errorf("no push apps: set PUSHGATE_APPS_FILE to the YAML list of APNs and FCM apps (or run serve --dev for the sandbox apps)")
+	}
+	registry, err := gateway.NewRegistry(ctx, apps, gateway.Options{}, log.With("component", "gateway"), reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup.add(registry.Close)
+	return registry, sb, nil
+}
