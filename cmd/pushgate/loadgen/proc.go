@@ -1,0 +1,188 @@
+package loadgen
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ProcessUsage is what a process used over the measured window.
+type ProcessUsage struct {
+	PID int
+	// CPU is user plus system time spent in the window.
+	CPU time.Duration
+	// PeakRSS is the largest VmRSS sampled in the window, in bytes.
+	PeakRSS int64
+	// HWM is the process's VmHWM at the end: its peak RSS since it started, in bytes.
+	HWM int64
+	// Samples is how many RSS samples were taken.
+	Samples int
+}
+
+// ProcStat is the part of /proc/PID/stat and /proc/PID/status a benchmark reads.
+type ProcStat struct {
+	CPU time.Duration // utime + stime
+	RSS int64         // VmRSS in bytes
+	HWM int64         // VmHWM in bytes
+}
+
+// ReadProc reads a process's CPU time and memory from /proc.
+func ReadProc(pid int) (ProcStat, error) {
+	var st ProcStat
+	dir := "/proc/" + strconv.Itoa(pid)
+	raw, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return st, err
+	}
+	if st.CPU, err = parseStatCPU(raw, clockTicks()); err != nil {
+		return st, fmt.Errorf("%s/stat: %w", dir, err)
+	}
+	raw, err = os.ReadFile(dir + "/status")
+	if err != nil {
+		return st, err
+	}
+	if st.RSS, st.HWM, err = parseStatusMemory(raw); err != nil {
+		return st, fmt.Errorf("%s/status: %w", dir, err)
+	}
+	return st, nil
+}
+
+// parseStatCPU returns utime+stime (fields 14 and 15) of /proc/PID/stat.
+// The command name (field 2) may hold spaces and parentheses, so fields are
+// counted from the last ')'.
+func parseStatCPU(raw []byte, hz int64) (time.Duration, error) {
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, errors.New("no command name")
+	}
+	f := bytes.Fields(raw[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, errors.New("too few fields")
+	}
+	utime, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	stime, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	ticks := utime + stime
+	return time.Duration(ticks) * time.Second / time.Duration(hz), nil
+}
+
+// parseStatusMemory returns VmRSS and VmHWM of /proc/PID/status in bytes.
+func parseStatusMemory(raw []byte) (rss, hwm int64, err error) {
+	found := 0
+	for line := range bytes.Lines(raw) {
+		var dst *int64
+		switch {
+		case bytes.HasPrefix(line, []byte("VmRSS:")):
+			dst = &rss
+		case bytes.HasPrefix(line, []byte("VmHWM:")):
+			dst = &hwm
+		default:
+			continue
+		}
+		f := bytes.Fields(line)
+		if len(f) < 2 {
+			return 0, 0, fmt.Errorf("bad line %q", bytes.TrimSpace(line))
+		}
+		kb, err := strconv.ParseInt(string(f[1]), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("bad line %q: %w", bytes.TrimSpace(line), err)
+		}
+		*dst = kb * 1024
+		found++
+	}
+	if found < 2 {
+		return 0, 0, errors.New("no VmRSS or VmHWM (a kernel thread or a zombie?)")
+	}
+	return rss, hwm, nil
+}
+
+// clockTicks is the kernel's USER_HZ, from the auxiliary vector's AT_CLKTCK
+// (what sysconf(_SC_CLK_TCK) reads); 100 when it cannot be read.
+var clockTicks = sync.OnceValue(func() int64 {
+	const atClkTck = 17
+	raw, err := os.ReadFile("/proc/self/auxv")
+	if err != nil {
+		return 100
+	}
+	for len(raw) >= 16 {
+		key, val := binary.NativeEndian.Uint64(raw), binary.NativeEndian.Uint64(raw[8:])
+		if key == atClkTck && val > 0 {
+			return int64(val)
+		}
+		if key == 0 {
+			break
+		}
+		raw = raw[16:]
+	}
+	return 100
+})
+
+// ProcessWatch samples a process's RSS until stopped.
+type ProcessWatch struct {
+	pid   int
+	start ProcStat
+	stop  chan struct{}
+	done  chan struct{}
+
+	peak    int64 // written by the sampler only until done is closed
+	samples int
+	err     error
+}
+
+// WatchProcess reads pid's CPU time now and samples its RSS every interval.
+func WatchProcess(pid int, every time.Duration) (*ProcessWatch, error) {
+	st, err := ReadProc(pid)
+	if err != nil {
+		return nil, err
+	}
+	w := &ProcessWatch{pid: pid, start: st, stop: make(chan struct{}), done: make(chan struct{}), peak: st.RSS, samples: 1}
+	go w.sample(every)
+	return w, nil
+}
+
+func (w *ProcessWatch) sample(every time.Duration) {
+	defer close(w.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			st, err := ReadProc(w.pid)
+			if err != nil {
+				w.err = err
+				return
+			}
+			w.peak = max(w.peak, st.RSS)
+			w.samples++
+		}
+	}
+}
+
+// Stop takes a last reading and returns the usage since WatchProcess.
+func (w *ProcessWatch) Stop() (ProcessUsage, error) {
+	close(w.stop)
+	<-w.done
+	if w.err != nil {
+		return ProcessUsage{PID: w.pid}, w.err
+	}
+	st, err := ReadProc(w.pid)
+	if err != nil {
+		return ProcessUsage{PID: w.pid}, err
+	}
+	return ProcessUsage{
+		PID:     w.pid,
+		CPU:     st.CPU - w.start.CPU,
+		PeakRSS: max(w.peak, st.RSS),
+		HWM:     st.HWM,
+		Samples: w.samples + 1,
+	}, nil
+}

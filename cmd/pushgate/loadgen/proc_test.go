@@ -1,0 +1,76 @@
+package loadgen
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+func TestProc(t *testing.T) {
+	t.Run("stat fields are counted from the last parenthesis", func(t *testing.T) {
+		// A command name with spaces and parentheses, as a process may choose.
+		line := []byte("4242 (pushgate (x) y) S 1 4242 4242 0 -1 4194560 2000 0 0 0 250 125 0 0 20 0 9 0 100 1000000 500 18446744073709551615\n")
+		got, err := parseStatCPU(line, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := 3750 * time.Millisecond; got != want {
+			t.Errorf("cpu = %v, want %v (375 ticks at 100 Hz)", got, want)
+		}
+		if _, err := parseStatCPU([]byte("4242 (x) S 1 2"), 100); err == nil {
+			t.Error("a truncated stat line must be an error")
+		}
+	})
+
+	t.Run("status gives VmRSS and VmHWM in bytes", func(t *testing.T) {
+		status := []byte("Name:\tpushgate\nVmPeak:\t 900000 kB\nVmHWM:\t   81920 kB\nVmRSS:\t   40960 kB\nThreads:\t9\n")
+		rss, hwm, err := parseStatusMemory(status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rss != 40<<20 || hwm != 80<<20 {
+			t.Errorf("rss %d hwm %d, want 40 MiB and 80 MiB", rss, hwm)
+		}
+		if _, _, err := parseStatusMemory([]byte("Name:\tkthreadd\n")); err == nil {
+			t.Error("a process without memory figures must be an error")
+		}
+	})
+
+	t.Run("the test's own process has CPU time and memory", func(t *testing.T) {
+		if _, err := os.Stat("/proc/self/stat"); err != nil {
+			t.Skip("no /proc")
+		}
+		if hz := clockTicks(); hz <= 0 {
+			t.Fatalf("clock ticks = %d", hz)
+		}
+		w, err := WatchProcess(os.Getpid(), 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		burn := make([]byte, 32<<20) // touched, so it is resident
+		for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
+			for i := 0; i < len(burn); i += 4096 {
+				burn[i]++
+			}
+		}
+		u, err := w.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.CPU < 100*time.Millisecond || u.CPU > 5*time.Second {
+			t.Errorf("cpu = %v over 300ms of busy work", u.CPU)
+		}
+		if u.PeakRSS < 32<<20 || u.HWM < u.PeakRSS || u.Samples < 5 {
+			t.Errorf("peak rss %d, hwm %d, %d samples; want ≥ 32 MiB, hwm ≥ peak, several samples", u.PeakRSS, u.HWM, u.Samples)
+		}
+		if burn[0] == 0 {
+			t.Log("unreachable; keeps burn alive")
+		}
+	})
+
+	t.Run("a process that does not exist is an error", func(t *testing.T) {
+		if _, err := ReadProc(1 << 30); err == nil {
+			t.Error("want an error")
+		}
+	})
+}
