@@ -561,3 +561,34 @@ func (s *Service) CheckOperatorPassword(ctx context.Context, email, password str
 	}
 	return op, nil
 }
+
+// WatchChanges polls the store every interval for workspaces changed by
+// another replica or the CLI and drops them from this replica's cache, so a
+// rotation, suspension, plan change or consent applies everywhere within
+// about one interval. It returns when ctx ends.
+func (s *Service) WatchChanges(ctx context.Context, every time.Duration) {
+	// Changes are looked for a little before the last poll, to cover clock
+	// skew between the machines that write them.
+	const skew = 10 * time.Second
+	last := time.Now()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			ids, err := s.store.ChangedWorkspaces(ctx, last.Add(-skew))
+			if err != nil {
+				if ctx.Err() == nil {
+					s.cfg.Log.Warn("polling for workspace changes failed", "err", err)
+				}
+				continue
+			}
+			for _, id := range ids {
+				s.cache.invalidateWorkspace(id)
+			}
+			last = now
+		}
+	}
+}

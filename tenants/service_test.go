@@ -451,3 +451,35 @@ func TestOperatorAccounts(t *testing.T) {
 		})
 	})
 }
+
+func TestChangesReachOtherReplicas(t *testing.T) {
+	ctx := context.Background()
+	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		clk := &clock{now: time.Now()}
+		a := mustService(t, db, clk, "us") // the replica (or CLI) that makes the change
+		b := mustService(t, db, clk, "us") // a replica that has the workspace cached for a minute
+		reg := mustRegister(t, a, "Theta", true)
+		if err := b.CanSend(ctx, mustAuth(t, b, reg.Token)); err != nil {
+			t.Fatal(err)
+		}
+		watchCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go b.WatchChanges(watchCtx, 20*time.Millisecond)
+
+		suspended := tenants.StatusSuspended
+		if _, err := a.Update(ctx, reg.Workspace.ID, "operator:test", "workspace.suspend", tenants.WorkspaceChange{Status: &suspended}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := b.CanSend(ctx, mustAuth(t, b, reg.Token))
+			if tenants.ErrorCode(err) == tenants.CodeForbidden {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("a suspension on one replica did not reach another within 5 s despite its one-minute cache")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}

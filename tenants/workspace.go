@@ -163,4 +163,7 @@ type Store interface {
 	OperatorByEmail(ctx context.Context, email string) (*Operator, error)
 
 	AuditLog(ctx context.Context, workspaceID string, limit int) ([]AuditEntry, error)
+
+	// ChangedWorkspaces lists workspaces whose settings, tokens or consent changed after since.
+	ChangedWorkspaces(ctx context.Context, since time.Time) ([]string, error)
 }

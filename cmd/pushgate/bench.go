@@ -44,8 +44,18 @@ func cmdBench(ctx context.Context, args []string, _ func(string) string, stdout,
 	initApps := fs.String("init-sandbox-apps", "", "write throwaway credentials and DIR/apps.yaml for the sandbox at -sandbox-url, print the file's path and exit")
 	sandboxURL := fs.String("sandbox-url", "https://127.0.0.1:8443", "with -init-sandbox-apps: the sandbox's URL")
 	cpuProfile := fs.String("cpuprofile", "", "write the bench process's own CPU profile over the run to this file")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	summary := fs.Bool("summary", false, "print one table of the runs in the JSON files named after the flags, with gateway/direct ratios, and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if *summary {
+		return benchSummary(stdout, fs.Args())
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q (JSON files are for -summary)", fs.Arg(0))}
 	}
 	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
@@ -177,6 +187,22 @@ func cmdBench(ctx context.Context, args []string, _ func(string) string, stdout,
 		return errors.New("bench: no push was answered OK or REMOVE; see the table")
 	}
 	return nil
+}
+
+// benchSummary prints the summary of the runs in files (written with -json).
+func benchSummary(stdout io.Writer, files []string) error {
+	if len(files) == 0 {
+		return usageError{"-summary needs the JSON files of the runs, such as bench-results/*.json"}
+	}
+	reports := make([]*loadgen.Report, 0, len(files))
+	for _, f := range files {
+		r, err := loadgen.ReadReport(f)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		reports = append(reports, r)
+	}
+	return loadgen.WriteSummary(stdout, reports)
 }
 
 // benchTokens reads the workspace tokens from file, or registers n workspaces through the API.

@@ -17,6 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
+	"github.com/pushgate/pushgate/api"
+	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/redisquota"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
 )
@@ -48,6 +50,8 @@ type config struct {
 	AuthCacheTTL    string `yaml:"auth_cache_ttl"`
 	QuotaPolicy     string `yaml:"quota_redis_policy"`
 	UpgradeURL      string `yaml:"upgrade_url"`
+	RateLimits      string `yaml:"rate_limits"`
+	PprofListen     string `yaml:"pprof_listen"`
 
 	// Derived by validate.
 	regions          map[string]string
@@ -60,6 +64,7 @@ type config struct {
 	authCacheTTL     time.Duration
 	quotaPolicy      redisquota.Policy
 	upgradeURL       string
+	rateLimits       map[tenants.Plan]api.RateLimit
 }
 
 // setting binds one configuration value to its YAML key, environment variable and flag.
@@ -94,6 +99,8 @@ func settings() []setting {
 		{"auth_cache_ttl", "PUSHGATE_AUTH_CACHE_TTL", "", "how long an authenticated token is cached (bounds how fast a rotation or suspension reaches other replicas)", func(c *config) *string { return &c.AuthCacheTTL }},
 		{"quota_redis_policy", "PUSHGATE_QUOTA_REDIS_POLICY", "", "when Redis is unreachable: fail_open (count locally, reconcile later) or fail_closed (refuse, retry later)", func(c *config) *string { return &c.QuotaPolicy }},
 		{"upgrade_url", "PUSHGATE_UPGRADE_URL", "", "where over-quota errors send workspace admins (default PUBLIC_URL/upgrade)", func(c *config) *string { return &c.UpgradeURL }},
+		{"rate_limits", "PUSHGATE_RATE_LIMITS", "", "per-workspace burst limits by plan, PLAN=PER_SECOND/BURST,… (default free=500/20000,pro=2000/50000,enterprise=5000/100000)", func(c *config) *string { return &c.RateLimits }},
+		{"pprof_listen", "PUSHGATE_PPROF_LISTEN", "pprof-listen", "serve Go's profiler on this address (keep it on loopback); off when empty", func(c *config) *string { return &c.PprofListen }},
 		{"sandbox_listen", "PUSHGATE_SANDBOX_LISTEN", "sandbox-listen", "--dev: address of the in-process sandbox providers", func(c *config) *string { return &c.SandboxListen }},
 	}
 }
@@ -284,6 +291,14 @@ func (c *config) validate() error {
 	if err := checkHTTPURL(c.upgradeURL); err != nil {
 		return bad("upgrade_url", "%v", err)
 	}
+	if c.rateLimits, err = parseRateLimits(c.RateLimits); err != nil {
+		return bad("rate_limits", "%v", err)
+	}
+	if c.PprofListen != "" {
+		if _, _, err := net.SplitHostPort(c.PprofListen); err != nil {
+			return bad("pprof_listen", "expected HOST:PORT such as 127.0.0.1:6060, got %q", c.PprofListen)
+		}
+	}
 	if _, _, err := net.SplitHostPort(c.SandboxListen); err != nil {
 		return bad("sandbox_listen", "expected HOST:PORT, got %q", c.SandboxListen)
 	}
@@ -306,4 +321,23 @@ func checkHTTPURL(raw string) error {
 		return fmt.Errorf("expected an absolute http(s) URL, got %q", raw)
 	}
 	return nil
+}
+
+// parseRateLimits reads "free=500/20000,pro=2000/50000" over the defaults.
+func parseRateLimits(raw string) (map[tenants.Plan]api.RateLimit, error) {
+	out := api.DefaultRateLimits()
+	if raw == "" {
+		return out, nil
+	}
+	for _, item := range strings.Split(raw, ",") {
+		plan, spec, ok := strings.Cut(strings.TrimSpace(item), "=")
+		perSec, burst, ok2 := strings.Cut(spec, "/")
+		rate, err1 := strconv.ParseFloat(perSec, 64)
+		b, err2 := strconv.Atoi(burst)
+		if !ok || !ok2 || err1 != nil || err2 != nil || rate <= 0 || b < 1 || !tenants.Plan(plan).Valid() {
+			return nil, fmt.Errorf("expected PLAN=PER_SECOND/BURST such as free=500/20000, got %q", item)
+		}
+		out[tenants.Plan(plan)] = api.RateLimit{PerSecond: rate, Burst: b}
+	}
+	return out, nil
 }

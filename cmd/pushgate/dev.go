@@ -80,24 +80,25 @@ func randomPassword() (string, error) {
 }
 
 // printDevBanner tells a new user what they have and what to do next.
-func printDevBanner(w io.Writer, cfg config, addr string, st *devState) {
+func printDevBanner(w io.Writer, cfg config, addr string, st *devState, sandboxURL string) {
 	fmt.Fprintf(w, `
-pushgate is running in dev mode (region %s) on %s
-  database        %s
-  health          %s/readyz
-  metrics         %s/metrics
+pushgate is running in dev mode (region %[1]s) on %[2]s
+  database         %[3]s
+  sandbox APNs/FCM %[4]s  (stats: %[4]s/sandbox/stats)
+  health, metrics  %[5]s/readyz  %[5]s/metrics
 
-operator account  %s / %s
-demo workspace    %s (terms accepted)
-  token           %s
-  Mattermost URL  %s/mm/%s
-  Rocket.Chat URL %s  (with the token as Bearer)
+operator account   %[6]s / %[7]s
+demo workspace     %[8]s (terms accepted, plan free: 10,000 pushes a month)
+  token            %[9]s
+  Mattermost       System Console > Push Notification Server: %[5]s/mm/%[9]s
+  Rocket.Chat      Push > Gateway: %[5]s, with the token as the workspace token
 
-Try it:
-  curl -s -H 'Authorization: Bearer %s' %s/api/v1/workspace
+Send a push (answers {"status":"OK"}):
+  curl -s %[5]s/mm/%[9]s/api/v1/send_push -d '{"platform":"apple_rn","server_id":"demo","device_id":"demo-device","type":"message","message":"hello from pushgate"}'
+See the usage:
+  curl -s -H 'Authorization: Bearer %[9]s' %[5]s/api/v1/workspace/usage
 
 Press Ctrl-C to stop.
-`, cfg.Region, addr, cfg.DatabaseURL, cfg.PublicURL, cfg.PublicURL,
-		st.OperatorEmail, st.OperatorPassword, st.WorkspaceID, st.Token,
-		cfg.PublicURL, st.Token, cfg.PublicURL, st.Token, cfg.PublicURL)
+`, cfg.Region, addr, cfg.DatabaseURL, sandboxURL, cfg.PublicURL,
+		st.OperatorEmail, st.OperatorPassword, st.WorkspaceID, st.Token)
 }

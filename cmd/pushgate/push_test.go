@@ -646,3 +646,5 @@ func TestRocketChatProtocol(t *testing.T) {
 		}
 	})
 }
+
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -68,6 +69,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
 	defer stopJobs()
 	var jobs sync.WaitGroup
+	jobs.Add(1)
+	go func() { defer jobs.Done(); svc.WatchChanges(jobsCtx, time.Second) }()
 	ready := []api.Checker{{Name: "database", Ping: db.Ping}}
 	var quotas tenants.QuotaStore = sqlstore.NewQuotaStore(db)
 	if cfg.RedisURL != "" {
@@ -79,8 +82,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		ready = append(ready, api.Checker{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 		rq := redisquota.New(rdb, redisquota.Options{Policy: cfg.quotaPolicy, Log: log.With("component", "quota"), Registerer: reg})
 		quotas = rq
-		jobs.Add(1)
+		jobs.Add(2)
 		go func() { defer jobs.Done(); rq.Run(jobsCtx) }()
+		go func() { defer jobs.Done(); rollupUsage(jobsCtx, svc, rq, db, log) }()
 	} else {
 		jobs.Add(1)
 		go func() { defer jobs.Done(); purgeDedupe(jobsCtx, db, log) }()
@@ -88,7 +92,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	cleanup.add(func() { stopJobs(); jobs.Wait() })
 
-	apps, _, err := openRegistry(ctx, cfg, *dev, log, reg, &cleanup)
+	apps, sb, err := openRegistry(ctx, cfg, *dev, log, reg, &cleanup)
 	if err != nil {
 		return err
 	}
@@ -106,8 +110,18 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 		Apps:       apps,
 		Quotas:     quotas,
+		History:    db,
+		Thresholds: tenants.ThresholdLog{Store: db, Log: log, Now: time.Now},
 		UpgradeURL: cfg.upgradeURL,
+		RateLimits: cfg.rateLimits,
 	})
+	if cfg.PprofListen != "" {
+		stopPprof, err := servePprof(cfg.PprofListen, log)
+		if err != nil {
+			return err
+		}
+		cleanup.add(stopPprof)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -126,7 +140,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "region", cfg.Region, "database", db.String(), "dev", *dev)
 	if *dev {
-		printDevBanner(stdout, cfg, ln.Addr().String(), devSt)
+		sandboxURL := "(apps from " + cfg.AppsFile + ")"
+		if sb != nil {
+			sandboxURL = sb.URL()
+		}
+		printDevBanner(stdout, cfg, ln.Addr().String(), devSt, sandboxURL)
 	}
 
 	select {
@@ -188,4 +206,45 @@ func purgeDedupe(ctx context.Context, db *sqlstore.DB, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// rollupUsage copies Redis usage into the database every minute and once
+// more on shutdown, so the history survives a Redis loss.
+func rollupUsage(ctx context.Context, svc *tenants.Service, quotas tenants.QuotaStore, db *sqlstore.DB, log *slog.Logger) {
+	run := func(ctx context.Context) {
+		if _, err := tenants.RollupUsage(ctx, svc, quotas, db, time.Now().UTC()); err != nil {
+			log.Warn("usage rollup into the database failed; will retry", "err", err)
+		}
+	}
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			run(final)
+			cancel()
+			return
+		case <-t.C:
+			run(ctx)
+		}
+	}
+}
+
+// servePprof serves Go's profiler on its own listener (keep it on loopback).
+func servePprof(addr string, log *slog.Logger) (func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listener: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }

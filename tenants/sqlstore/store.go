@@ -327,7 +327,7 @@ func (db *DB) ReplaceToken(ctx context.Context, workspaceID string, cred tenants
 	return db.transaction(ctx, "replacing a workspace token", func(tx *gorm.DB) error {
 		// A no-op write comes first: it locks the workspace row on Postgres and
 		// takes SQLite's write lock before anything is read.
-		res := tx.Exec("UPDATE workspaces SET updated_at = updated_at WHERE id = ?", workspaceID)
+		res := tx.Exec("UPDATE workspaces SET changed_at = ? WHERE id = ?", dbTime(db.gorm.NowFunc()), workspaceID)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -353,7 +353,7 @@ func (db *DB) UpdateWorkspace(ctx context.Context, workspaceID string, change te
 	if audit.CreatedAt.IsZero() {
 		audit.CreatedAt = db.gorm.NowFunc()
 	}
-	set := map[string]any{"updated_at": dbTime(audit.CreatedAt)}
+	set := map[string]any{"updated_at": dbTime(audit.CreatedAt), "changed_at": dbTime(db.gorm.NowFunc())}
 	if change.Status != nil {
 		set["status"] = string(*change.Status)
 	}
@@ -395,7 +395,10 @@ func (db *DB) RecordConsent(ctx context.Context, c tenants.Consent) error {
 		c.AcceptedAt = db.gorm.NowFunc()
 	}
 	return db.transaction(ctx, "recording a consent", func(tx *gorm.DB) error {
-		return db.insertConsent(tx, c)
+		if err := db.insertConsent(tx, c); err != nil {
+			return err
+		}
+		return tx.Exec("UPDATE workspaces SET changed_at = ? WHERE id = ?", dbTime(db.gorm.NowFunc()), c.WorkspaceID).Error
 	})
 }
 
@@ -528,4 +531,14 @@ func (db *DB) AuditLog(ctx context.Context, workspaceID string, limit int) ([]te
 		out[i] = tenants.AuditEntry{Actor: r.Actor, Action: r.Action, WorkspaceID: r.WorkspaceID, Detail: r.Detail, CreatedAt: r.CreatedAt.UTC()}
 	}
 	return out, nil
+}
+
+// ChangedWorkspaces lists the workspaces whose settings, tokens or consent
+// changed after since, so every replica can drop what it cached of them.
+func (db *DB) ChangedWorkspaces(ctx context.Context, since time.Time) ([]string, error) {
+	var ids []string
+	if err := db.gorm.WithContext(ctx).Raw("SELECT id FROM workspaces WHERE changed_at > ?", dbTime(since)).Scan(&ids).Error; err != nil {
+		return nil, tenants.Internal(err, "listing changed workspaces")
+	}
+	return ids, nil
 }

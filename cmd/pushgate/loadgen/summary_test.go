@@ -1,0 +1,131 @@
+package loadgen
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// mustRoundTrip writes r as -json does and reads it back as -summary does.
+func mustRoundTrip(t *testing.T, r *Report) *Report {
+	t.Helper()
+	r.Schema = ReportSchema
+	path := filepath.Join(t.TempDir(), r.Label+".json")
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back
+}
+
+func mustSummary(t *testing.T, reports ...*Report) string {
+	t.Helper()
+	var b strings.Builder
+	if err := WriteSummary(&b, reports); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func summaryRun(label, mode string, rate, rps, p50, p99 float64) *Report {
+	r := &Report{Label: label, Mode: mode, Protocol: ProtocolMattermost, Concurrency: 64, Rate: rate,
+		Requests: int64(rps * 20), RequestsPerS: rps, LatencyMS: Latency{P50: p50, P99: p99, P999: p99 * 2},
+		Bench: &Usage{CPUSPer1000: 0.05}}
+	r.Outcomes.OK = r.Requests
+	return r
+}
+
+func gatewayRun(label string, rate, rps, p50, p99, cpu, rss float64) *Report {
+	r := summaryRun(label, "gateway", rate, rps, p50, p99)
+	r.Gateway = &Usage{PID: 42, CPUSPer1000: cpu, PeakRSSMiB: rss}
+	return r
+}
+
+func TestSummary(t *testing.T) {
+	direct := summaryRun("direct", "direct", 0, 10000, 4, 10)
+	direct.Bench.CPUSPer1000 = 0.1
+	sqlite := gatewayRun("gateway-sqlite", 0, 6000, 8, 20, 0.25, 60)
+	redis := gatewayRun("gateway-redis", 0, 4000, 12, 30, 0.3, 180)
+	redisHalf := gatewayRun("gateway-redis-half", 2000, 2000, 1.5, 9, 0.3, 70)
+	directHalf := summaryRun("direct-half", "direct", 2000, 2000, 0.9, 2.5)
+
+	var reports []*Report
+	for _, r := range []*Report{direct, sqlite, redis, redisHalf, directHalf} {
+		reports = append(reports, mustRoundTrip(t, r))
+	}
+	out := mustSummary(t, reports...)
+
+	for name, want := range map[string]string{
+		"one row per run, fixed rates shown": "gateway @2000/s",
+		"gateway cpu and rss in the table":   "0.250",
+		"direct's own cpu in the table":      "0.100",
+		"throughput ratio of each gateway":   "6000 / 10000 req/s = 0.60",
+		"a ratio below target is marked":     "4000 / 10000 req/s = 0.40  <- below 0.50",
+		"added latency against direct":       "gateway-redis-half - direct-half @2000/s: p50 +0.60 ms (1.50 - 0.90), p99 +6.50 ms (9.00 - 2.50)  <- over 5",
+		"cpu per push against direct":        "0.300 s / 0.100 s = 3.0x",
+		"rss over target is marked":          "peak rss 180.0 MiB  <- over 150",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if !strings.Contains(out, want) {
+				t.Errorf("summary lacks %q:\n%s", want, out)
+			}
+		})
+	}
+	t.Run("a met target is not marked", func(t *testing.T) {
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "gateway-sqlite") && strings.Contains(line, "<-") {
+				t.Errorf("marked: %q", line)
+			}
+		}
+	})
+	t.Run("all OK runs list no problems", func(t *testing.T) {
+		if strings.Contains(out, "not ok (") || strings.Contains(out, "BEHIND") {
+			t.Errorf("problems listed:\n%s", out)
+		}
+	})
+}
+
+func TestSummaryProblems(t *testing.T) {
+	t.Run("undelivered pushes are counted and explained", func(t *testing.T) {
+		r := gatewayRun("gw", 0, 100, 1, 2, 0.1, 50)
+		r.Outcomes = Outcomes{OK: 1990, Fail: 7, Other: 1}
+		r.Requests, r.Errors = 2000, 2
+		r.FailSamples = map[string]int64{"quota exhausted": 7}
+		r.ErrorSamples = map[string]int64{"connection reset": 2}
+		out := mustSummary(t, r)
+		for _, want := range []string{"gw: 10 of 2000 requests not ok (FAIL 7, other 1, no answer 2)", "quota exhausted", "connection reset"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("summary lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("a run behind schedule is flagged", func(t *testing.T) {
+		r := gatewayRun("gw", 5000, 3000, 1, 2, 0.1, 50)
+		r.Unsent = 40000
+		if out := mustSummary(t, r); !strings.Contains(out, "gw: BEHIND SCHEDULE, 40000") {
+			t.Errorf("not flagged:\n%s", out)
+		}
+	})
+	t.Run("gateway runs without a direct partner say so", func(t *testing.T) {
+		out := mustSummary(t, gatewayRun("sat", 0, 100, 1, 2, 0.1, 50), gatewayRun("fixed", 50, 50, 1, 2, 0.1, 50),
+			summaryRun("direct-other-rate", "direct", 70, 70, 1, 2))
+		for _, want := range []string{"sat: no closed-loop direct run", "fixed @50/s: no direct run at the same rate"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("summary lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("another schema is refused", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "old.json")
+		if err := os.WriteFile(path, []byte(`{"schema":99,"label":"x"}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadReport(path); err == nil || !strings.Contains(err.Error(), "schema 99") {
+			t.Errorf("err %v", err)
+		}
+	})
+}
