@@ -120,6 +120,8 @@ type Store struct {
 	// down is set from the first failure of an outage until Redis answers, so each outage is logged once.
 	down atomic.Bool
 
+	batch *batcher
+
 	seen  seenCounts
 	local local
 
@@ -155,6 +157,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		instance: hex.EncodeToString(id[:]),
 		kick:     make(chan struct{}, 1),
 	}
+	s.batch = &batcher{rdb: rdb, timeout: opts.Timeout}
 	s.seen.m = make(map[wsPeriod]*atomic.Int64)
 	s.local.init()
 	return s
@@ -175,12 +178,18 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 		nk += bucketsChecked
 	}
 	keys, field, off := s.keys(a.WorkspaceID, p, at, nk, a.DedupeKey)
+	args := []any{a.Limit, dayField(at, 's'), monthTTL(p, at).Milliseconds(), field, off, bucketTTL(off)}
 	var res []int64
-	err := s.call(ctx, func(ctx context.Context) (err error) {
-		res, err = admitScript.Run(ctx, s.rdb, keys,
-			a.Limit, dayField(at, 's'), monthTTL(p, at).Milliseconds(), field, off, bucketTTL(off)).Int64Slice()
-		return err
-	})
+	var err error
+	if s.deadlines {
+		// Pipelined with concurrent admissions; the batch's deadline bounds every wait.
+		res, err = s.batch.admit(ctx, keys, args)
+	} else {
+		err = s.call(ctx, func(ctx context.Context) (err error) {
+			res, err = admitScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+			return err
+		})
+	}
 	if err == nil && len(res) != 2 {
 		err = fmt.Errorf("admit script answered %v", res)
 	}

@@ -27,9 +27,26 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	quotatest.Run(t, func(t *testing.T) tenants.QuotaStore {
-		rdb, prefix := storetest.Redis(t)
-		return redisquota.New(rdb, redisquota.Options{Prefix: prefix})
+	t.Run("one call per admission", func(t *testing.T) {
+		quotatest.Run(t, func(t *testing.T) tenants.QuotaStore {
+			rdb, prefix := storetest.Redis(t)
+			return redisquota.New(rdb, redisquota.Options{Prefix: prefix})
+		})
+	})
+	// A client that follows context deadlines (as serve configures it) lets
+	// concurrent admissions share pipelines; the semantics must not change.
+	t.Run("pipelined admissions", func(t *testing.T) {
+		quotatest.Run(t, func(t *testing.T) tenants.QuotaStore {
+			_, prefix := storetest.Redis(t)
+			opt, err := redis.ParseURL(storetest.RedisURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt.ContextTimeoutEnabled = true
+			rdb := redis.NewClient(opt)
+			t.Cleanup(func() { rdb.Close() })
+			return redisquota.New(rdb, redisquota.Options{Prefix: prefix})
+		})
 	})
 }
 
