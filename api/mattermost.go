@@ -150,7 +150,7 @@ func handleMattermostPush(ps *pusher) http.Handler {
 			return
 		}
 		var msg gateway.MattermostPush
-		if err := json.Unmarshal(body, &msg); err != nil {
+		if err := gateway.DecodeMattermost(body, &msg); err != nil {
 			ps.writeMMError(w, r, jsonError(err), start)
 			return
 		}

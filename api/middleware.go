@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -27,17 +28,28 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
-// requestID takes a sane X-Request-Id from the caller or makes one, and
+// requestIDs makes request ids: a random per-process prefix and a counter,
+// unique without a system call per request.
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &requestIDs{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+// middleware takes a sane X-Request-Id from the caller or makes one, and
 // echoes it so a workspace admin can quote it in a support request.
-func requestID(next http.Handler) http.Handler {
+func (ids *requestIDs) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if !validRequestID(id) {
-			var b [8]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
+			id = ids.prefix + strconv.FormatUint(ids.n.Add(1), 36)
 		}
-		w.Header().Set("X-Request-Id", id)
+		w.Header()["X-Request-Id"] = []string{id}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
 	})
 }

@@ -16,7 +16,7 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 	if d.TrustProxy {
 		r.Use(trustForwardedFor)
 	}
-	r.Use(recoverPanics(d.Log), requestID, m.instrument, limitBody(maxBodyBytes))
+	r.Use(recoverPanics(d.Log), newRequestIDs().middleware, m.instrument, limitBody(maxBodyBytes))
 
 	r.Method(http.MethodGet, "/healthz", handleHealthz())
 	r.Method(http.MethodGet, "/readyz", handleReadyz(d.Ready, d.Log))
