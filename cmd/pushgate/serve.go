@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -46,6 +47,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if getenv("GOGC") == "" {
+		// The heap is small (tens of MiB) and short-lived per push; collecting
+		// half as often saves CPU for pushes at little memory cost.
+		debug.SetGCPercent(200)
+	}
 
 	var cleanup closers
 	defer cleanup.closeAll()
