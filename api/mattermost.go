@@ -136,15 +136,21 @@ func validateMM(p *gateway.MattermostPush) error {
 	return nil
 }
 
+// mmAuthenticated authenticates a Mattermost request, then reads its body:
+// a bad token is answered before anything is read.
+func (ps *pusher) mmAuthenticated(r *http.Request) (*tenants.Principal, []byte, error) {
+	p, err := ps.tenants.Authenticate(r.Context(), mmToken(r))
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := readBody(r)
+	return p, body, err
+}
+
 func handleMattermostPush(ps *pusher) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		p, err := ps.tenants.Authenticate(r.Context(), mmToken(r))
-		if err != nil {
-			ps.writeMMError(w, r, err, start)
-			return
-		}
-		body, err := readBody(r)
+		p, body, err := ps.mmAuthenticated(r)
 		if err != nil {
 			ps.writeMMError(w, r, err, start)
 			return
@@ -218,12 +224,7 @@ type mmAck struct {
 func handleMattermostAck(ps *pusher) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		p, err := ps.tenants.Authenticate(r.Context(), mmToken(r))
-		if err != nil {
-			ps.writeMMError(w, r, err, start)
-			return
-		}
-		body, err := readBody(r)
+		p, body, err := ps.mmAuthenticated(r)
 		if err != nil {
 			ps.writeMMError(w, r, err, start)
 			return

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pushgate/pushgate/gateway/sandbox"
 	"github.com/pushgate/pushgate/tenants"
+	"github.com/pushgate/pushgate/tenants/sqlstore"
 	"github.com/pushgate/pushgate/tenants/storetest"
 )
 
@@ -648,3 +649,60 @@ func TestRocketChatProtocol(t *testing.T) {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+func TestBurstLimitAndThresholds(t *testing.T) {
+	dbURL := storetest.SQLite(t)
+	sb, _, appsFile := mustSandbox(t)
+	_ = sb
+	env := map[string]string{
+		"PUSHGATE_DATABASE_URL":   dbURL,
+		"PUSHGATE_APPS_FILE":      appsFile,
+		"PUSHGATE_AUTH_CACHE_TTL": "10ms",
+		"PUSHGATE_RATE_LIMITS":    "pro=0.001/3",
+	}
+	mustRun(t, env, "migrate")
+	g := &gatewayUnderTest{sb: sb, env: env}
+	g.server = mustServe(t, copyEnv(env))
+
+	t.Run("a burst over the plan's rate is 429 saying rate limit, not monthly quota", func(t *testing.T) {
+		_, tok := g.newWorkspace(t, true, "--plan", "pro")
+		for i := range 3 {
+			if code, _, resp := g.mmSend(t, tok, mmPush("android", fmt.Sprintf("burst%d", i))); code != 200 || resp[model.PushStatus] != model.PushStatusOk {
+				t.Fatalf("push %d inside the burst = %d %v", i, code, resp)
+			}
+		}
+		code, hdr, resp := g.mmSend(t, tok, mmPush("android", "burst3"))
+		if code != 429 || hdr.Get("Retry-After") == "" || !strings.Contains(resp[model.PushStatusErrorMsg], "rate limit") ||
+			strings.Contains(resp[model.PushStatusErrorMsg], "monthly quota") {
+			t.Fatalf("answer = %d %v (Retry-After %q)", code, resp, hdr.Get("Retry-After"))
+		}
+		code, _, out := g.post(t, "/push/gcm/send", tok, rcBody(t, "d", "", "burst-rc"))
+		if code != 429 || !strings.Contains(out["error"].(string), "rate limit") {
+			t.Fatalf("rocket.chat answer = %d %v, want a transient 429", code, out)
+		}
+	})
+	t.Run("reaching 80% and 100% of the limit is recorded once each", func(t *testing.T) {
+		id, tok := g.newWorkspace(t, true)
+		mustRun(t, env, "workspace", "set-plan", id, "enterprise", "--limit", "5")
+		time.Sleep(20 * time.Millisecond)
+		for i := range 6 {
+			g.mmSend(t, tok, mmPush("android", fmt.Sprintf("th%d", i)))
+		}
+		db, err := sqlstore.Open(context.Background(), dbURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		events, err := db.QuotaEvents(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[int]int64{}
+		for _, e := range events {
+			got[e.Threshold] = e.Used
+		}
+		if len(events) != 2 || got[80] != 4 || got[100] != 5 {
+			t.Fatalf("quota events = %+v, want 80%% at 4 and 100%% at 5", events)
+		}
+	})
+}
