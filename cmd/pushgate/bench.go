@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pushgate/pushgate/cmd/pushgate/loadgen"
@@ -33,6 +35,7 @@ func cmdBench(ctx context.Context, args []string, _ func(string) string, stdout,
 	iosShare := fs.Float64("ios-share", 0.5, "share of pushes for iOS (APNs); the rest go to Android (FCM)")
 	deadShare := fs.Float64("dead-share", 0, "share of pushes to device tokens the sandbox reports dead (prefix \"unregistered\")")
 	pid := fs.Int("pid", 0, "the gateway's pid: its CPU time and peak RSS over the measured window are read from /proc")
+	watch := fs.String("watch", "", "other processes to read the same way, as NAME=PID,… (the sandbox, redis-server): where the rest of the CPU went")
 	jsonFile := fs.String("json", "", "also write the results as JSON to this file")
 	label := fs.String("label", "", "the run's name in the table (default: the mode)")
 	direct := fs.Bool("direct", false, "send straight to the sandbox providers with the gateway's provider clients (needs -apps-file): the limit for a gateway in between")
@@ -94,6 +97,10 @@ func cmdBench(ctx context.Context, args []string, _ func(string) string, stdout,
 			return fmt.Errorf("bench: -pid %d: %w", *pid, err)
 		}
 	}
+	others, err := parseWatch(*watch)
+	if err != nil {
+		return err
+	}
 
 	mix := loadgen.Mix{Workspaces: *workspaces, IOSShare: *iosShare, DeadShare: *deadShare, Seed: uint64(time.Now().UnixNano())}
 	rep := &loadgen.Report{
@@ -142,6 +149,9 @@ func cmdBench(ctx context.Context, args []string, _ func(string) string, stdout,
 	if *pid != 0 {
 		cfg.Watch = append(cfg.Watch, *pid)
 	}
+	for _, o := range others {
+		cfg.Watch = append(cfg.Watch, o.pid)
+	}
 	window := duration.String()
 	if *count > 0 {
 		window = fmt.Sprintf("%d requests", *count)
@@ -171,6 +181,14 @@ func cmdBench(ctx context.Context, args []string, _ func(string) string, stdout,
 		case *pid:
 			rep.Gateway = loadgen.UsageOf(u, res.Requests)
 		}
+		for _, o := range others {
+			if o.pid == u.PID {
+				if rep.Others == nil {
+					rep.Others = map[string]*loadgen.Usage{}
+				}
+				rep.Others[o.name] = loadgen.UsageOf(u, res.Requests)
+			}
+		}
 	}
 	if err := loadgen.WriteTable(stdout, rep); err != nil {
 		return err
@@ -187,6 +205,32 @@ func cmdBench(ctx context.Context, args []string, _ func(string) string, stdout,
 		return errors.New("bench: no push was answered OK or REMOVE; see the table")
 	}
 	return nil
+}
+
+// watched is a process named with -watch.
+type watched struct {
+	name string
+	pid  int
+}
+
+// parseWatch reads -watch NAME=PID,… and checks that each process can be read.
+func parseWatch(v string) ([]watched, error) {
+	var out []watched
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		name, num, ok := strings.Cut(item, "=")
+		pid, err := strconv.Atoi(num)
+		if !ok || name == "" || err != nil || pid <= 0 {
+			return nil, usageError{fmt.Sprintf("-watch %q: use NAME=PID,…", item)}
+		}
+		if _, err := loadgen.ReadProc(pid); err != nil {
+			return nil, fmt.Errorf("bench: -watch %s: %w", item, err)
+		}
+		out = append(out, watched{name, pid})
+	}
+	return out, nil
 }
 
 // benchSummary prints the summary of the runs in files (written with -json).

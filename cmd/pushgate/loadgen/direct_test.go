@@ -88,6 +88,9 @@ func TestDirect(t *testing.T) {
 			if len(res.Processes) != 1 || res.Processes[0].CPU <= 0 {
 				t.Errorf("own process usage %+v", res.Processes)
 			}
+			if m := res.Machine; m == nil || m.CPUs < 1 || m.Busy < res.Processes[0].CPU/2 || m.Wall <= 0 {
+				t.Errorf("machine usage %+v; own process used %v", m, res.Processes[0].CPU)
+			}
 			t.Logf("%d pushes in %v (%.0f/s), p50 %v p99 %v", res.Requests, res.Elapsed, res.Throughput(),
 				res.Latency.Quantile(0.5), res.Latency.Quantile(0.99))
 		})

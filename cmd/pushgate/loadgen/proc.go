@@ -186,3 +186,74 @@ func (w *ProcessWatch) Stop() (ProcessUsage, error) {
 		Samples: w.samples + 1,
 	}, nil
 }
+
+// MachineUsage is the whole machine's CPU time over the measured window.
+type MachineUsage struct {
+	// Busy is CPU time spent on anything but idle and I/O wait, summed over all CPUs.
+	Busy time.Duration
+	// Wall is the time between the two readings.
+	Wall time.Duration
+	CPUs int
+}
+
+// machineReading is one reading of /proc/stat.
+type machineReading struct {
+	idle time.Duration
+	at   time.Time
+	cpus int
+}
+
+// readMachine reads the idle time of all CPUs from /proc/stat.
+func readMachine() (machineReading, error) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineReading{}, err
+	}
+	idle, cpus, err := parseProcStat(raw, clockTicks())
+	return machineReading{idle: idle, at: time.Now(), cpus: cpus}, err
+}
+
+// parseProcStat returns the idle plus I/O wait time of the "cpu" line of
+// /proc/stat and the number of cpuN lines. Busy time is taken as the rest of
+// the wall time: the kernel measures idle time exactly, while the busy fields
+// are sampled at each tick and undercount work that sleeps and wakes often,
+// as a server on loopback does.
+func parseProcStat(raw []byte, hz int64) (time.Duration, int, error) {
+	var idle int64
+	cpus, found := 0, false
+	for line := range bytes.Lines(raw) {
+		f := bytes.Fields(line)
+		switch {
+		case len(f) == 0 || !bytes.HasPrefix(f[0], []byte("cpu")):
+			continue
+		case len(f[0]) > 3:
+			cpus++
+			continue
+		case len(f) < 6:
+			return 0, 0, errors.New("/proc/stat: short cpu line")
+		}
+		found = true
+		for _, i := range []int{4, 5} { // idle, iowait
+			n, err := strconv.ParseInt(string(f[i]), 10, 64)
+			if err != nil {
+				return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+			}
+			idle += n
+		}
+	}
+	if !found || cpus == 0 {
+		return 0, 0, errors.New("/proc/stat: no cpu lines")
+	}
+	return time.Duration(idle) * time.Second / time.Duration(hz), cpus, nil
+}
+
+// since returns the usage from r to now.
+func (r machineReading) since() (MachineUsage, error) {
+	now, err := readMachine()
+	if err != nil {
+		return MachineUsage{}, err
+	}
+	wall := now.at.Sub(r.at)
+	busy := max(time.Duration(now.cpus)*wall-(now.idle-r.idle), 0)
+	return MachineUsage{Busy: busy, Wall: wall, CPUs: now.cpus}, nil
+}

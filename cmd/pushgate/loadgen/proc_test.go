@@ -68,6 +68,20 @@ func TestProc(t *testing.T) {
 		}
 	})
 
+	t.Run("the machine's idle time is idle plus I/O wait", func(t *testing.T) {
+		stat := []byte("cpu  100 5 50 1000 40 3 2 1 7 0\ncpu0 50 2 25 500 20 1 1 0 3 0\ncpu1 50 3 25 500 20 2 1 1 4 0\nintr 12345\nctxt 999\n")
+		idle, cpus, err := parseProcStat(stat, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := 10400 * time.Millisecond; idle != want || cpus != 2 {
+			t.Errorf("idle %v over %d cpus, want %v over 2", idle, cpus, want)
+		}
+		if _, _, err := parseProcStat([]byte("intr 1\n"), 100); err == nil {
+			t.Error("a stat without cpu lines must be an error")
+		}
+	})
+
 	t.Run("a process that does not exist is an error", func(t *testing.T) {
 		if _, err := ReadProc(1 << 30); err == nil {
 			t.Error("want an error")

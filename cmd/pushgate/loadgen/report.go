@@ -50,8 +50,12 @@ type Report struct {
 	// Gateway is the process given with -pid over the measured window; null without one.
 	Gateway *Usage `json:"gateway"`
 	// Bench is the bench process itself over the same window.
-	Bench       *Usage `json:"bench"`
-	Interrupted bool   `json:"interrupted,omitempty"`
+	Bench *Usage `json:"bench"`
+	// Machine is every CPU of the machine over the same window; absent when /proc/stat cannot be read.
+	Machine *Machine `json:"machine,omitempty"`
+	// Others are the processes given with -watch, by name.
+	Others      map[string]*Usage `json:"others,omitempty"`
+	Interrupted bool              `json:"interrupted,omitempty"`
 }
 
 // Outcomes counts answers by protocol status: the Mattermost body status, or
@@ -83,6 +87,13 @@ type Usage struct {
 	HWMMiB      float64 `json:"hwm_rss_mib"`    // VmHWM: the peak RSS since the process started
 }
 
+// Machine is the whole machine's CPU over the measured window.
+type Machine struct {
+	CPUs      int     `json:"cpus"`
+	CPUS      float64 `json:"cpu_s"`      // busy CPU time, all CPUs together
+	BusyCores float64 `json:"busy_cores"` // cpu_s over the window's wall time
+}
+
 // Fill copies a run's measurements into the report.
 func (r *Report) Fill(res *Result) {
 	r.Schema = ReportSchema
@@ -103,6 +114,9 @@ func (r *Report) Fill(res *Result) {
 	r.LatencyMS = Latency{Min: ms(h.Min()), Mean: ms(h.Mean()), P50: ms(h.Quantile(0.50)), P90: ms(h.Quantile(0.90)),
 		P99: ms(h.Quantile(0.99)), P999: ms(h.Quantile(0.999)), Max: ms(h.Max())}
 	r.Interrupted = res.Interrupted
+	if m := res.Machine; m != nil && m.Wall > 0 {
+		r.Machine = &Machine{CPUs: m.CPUs, CPUS: m.Busy.Seconds(), BusyCores: m.Busy.Seconds() / m.Wall.Seconds()}
+	}
 }
 
 // UsageOf turns a process's usage into the report's units.
@@ -186,11 +200,27 @@ func WriteTable(w io.Writer, reports ...*Report) error {
 		if u := r.Bench; u != nil {
 			fmt.Fprintf(&b, "  bench itself: cpu %.2f s (%.3f s per 1000 requests), peak rss %.1f MiB\n", u.CPUS, u.CPUSPer1000, u.PeakRSSMiB)
 		}
+		if m := r.Machine; m != nil {
+			fmt.Fprintf(&b, "  machine: %.2f of %d CPUs busy over the window\n", m.BusyCores, m.CPUs)
+		}
+		for _, name := range sortedKeys(r.Others) {
+			u := r.Others[name]
+			fmt.Fprintf(&b, "  %s (pid %d): cpu %.2f s (%.3f s per 1000 requests), peak rss %.1f MiB\n", name, u.PID, u.CPUS, u.CPUSPer1000, u.PeakRSSMiB)
+		}
 		writeSamples(&b, "errors", r.ErrorSamples)
 		writeSamples(&b, "not delivered", r.FailSamples)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func writeSamples(b *strings.Builder, what string, m map[string]int64) {

@@ -102,6 +102,9 @@ type Result struct {
 	Latency     *Histogram
 	// Processes are the watched processes' figures, in Config.Watch order.
 	Processes []ProcessUsage
+	// Machine is the whole machine's CPU over the measured window, when Watch is set
+	// and /proc/stat can be read: what the watched processes do not account for is someone else's.
+	Machine *MachineUsage
 	// Interrupted is set when the context ended the run early.
 	Interrupted bool
 }
@@ -201,7 +204,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// The watchers start with the measured window.
 	watchers := make([]*ProcessWatch, len(cfg.Watch))
 	watchErrs := make([]error, len(cfg.Watch))
+	var machine machineReading
+	var machineErr error
 	startWatch := func() {
+		if len(cfg.Watch) > 0 {
+			machine, machineErr = readMachine()
+		}
 		for i, pid := range cfg.Watch {
 			watchers[i], watchErrs[i] = WatchProcess(pid, cfg.SampleEvery)
 		}
@@ -308,6 +316,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return res, fmt.Errorf("watching pid %d: %w", cfg.Watch[i], err)
 		}
 		res.Processes = append(res.Processes, u)
+	}
+	if len(res.Processes) > 0 && machineErr == nil {
+		if m, err := machine.since(); err == nil {
+			res.Machine = &m
+		}
 	}
 	return res, nil
 }

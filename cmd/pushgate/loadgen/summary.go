@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -81,8 +83,8 @@ func WriteSummary(w io.Writer, reports []*Report) error {
 			continue
 		}
 		ratio := r.RequestsPerS / d.RequestsPerS
-		fmt.Fprintf(&b, "  %-20s %8.0f / %.0f req/s = %.2f%s\n", r.Label, r.RequestsPerS, d.RequestsPerS, ratio,
-			missNote(ratio < TargetThroughputRatio, "below %.2f", TargetThroughputRatio))
+		fmt.Fprintf(&b, "  %-20s %8.0f / %.0f req/s = %.2f%s%s\n", r.Label, r.RequestsPerS, d.RequestsPerS, ratio,
+			missNote(ratio < TargetThroughputRatio, "below %.2f", TargetThroughputRatio), noisyNote(r, d))
 		if r.Concurrency != d.Concurrency {
 			fmt.Fprintf(&b, "    (concurrency differs: c=%d against c=%d)\n", r.Concurrency, d.Concurrency)
 		}
@@ -105,11 +107,11 @@ func WriteSummary(w io.Writer, reports []*Report) error {
 		}
 		p50 := r.LatencyMS.P50 - d.LatencyMS.P50
 		p99 := r.LatencyMS.P99 - d.LatencyMS.P99
-		fmt.Fprintf(&b, "  %s - %s @%g/s: p50 %+.2f ms (%.2f - %.2f)%s, p99 %+.2f ms (%.2f - %.2f)%s\n",
+		fmt.Fprintf(&b, "  %s - %s @%g/s: p50 %+.2f ms (%.2f - %.2f)%s, p99 %+.2f ms (%.2f - %.2f)%s%s\n",
 			r.Label, d.Label, r.Rate,
 			p50, r.LatencyMS.P50, d.LatencyMS.P50, missNote(p50 > TargetAddedP50MS, "over %g", TargetAddedP50MS),
-			p99, r.LatencyMS.P99, d.LatencyMS.P99, missNote(p99 > TargetAddedP99MS, "over %g", TargetAddedP99MS))
-		if r.Unsent > 0 || d.Unsent > 0 {
+			p99, r.LatencyMS.P99, d.LatencyMS.P99, missNote(p99 > TargetAddedP99MS, "over %g", TargetAddedP99MS), noisyNote(r, d))
+		if behind(r) || behind(d) {
 			b.WriteString("    (a run fell behind its schedule; see above)\n")
 		}
 	}
@@ -125,8 +127,13 @@ func WriteSummary(w io.Writer, reports []*Report) error {
 		}
 		found = true
 		fmt.Fprintf(&b, "  %-20s %.3f s", r.Label, r.Gateway.CPUSPer1000)
-		if d := sat(r); d != nil && d.Bench != nil && d.Bench.CPUSPer1000 > 0 {
-			fmt.Fprintf(&b, " / %.3f s = %.1fx", d.Bench.CPUSPer1000, r.Gateway.CPUSPer1000/d.Bench.CPUSPer1000)
+		// Per-push cost falls with load (fuller batches, fewer wake-ups), so a fixed-rate run compares with direct at its rate.
+		d := sat(r)
+		if r.Rate > 0 {
+			d = findDirect(reports, func(d *Report) bool { return sameRate(d.Rate, r.Rate) })(r)
+		}
+		if d != nil && d.Bench != nil && d.Bench.CPUSPer1000 > 0 {
+			fmt.Fprintf(&b, " / %.3f s (%s) = %.1fx", d.Bench.CPUSPer1000, d.Label, r.Gateway.CPUSPer1000/d.Bench.CPUSPer1000)
 		}
 		fmt.Fprintf(&b, ", peak rss %.1f MiB%s\n", r.Gateway.PeakRSSMiB,
 			missNote(r.Gateway.PeakRSSMiB > TargetPeakRSSMiB, "over %g", TargetPeakRSSMiB))
@@ -134,8 +141,81 @@ func WriteSummary(w io.Writer, reports []*Report) error {
 	if !found {
 		b.WriteString("  no run watched a gateway (-pid)\n")
 	}
+
+	b.WriteString("\nwhere the CPU went over each measured window, in cores (cpu s / window; other = the rest of the machine):\n")
+	for _, r := range reports {
+		if r.DurationS <= 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "  %-20s", r.Label)
+		total := 0.0
+		add := func(name string, u *Usage) {
+			if u == nil {
+				return
+			}
+			c := u.CPUS / r.DurationS
+			total += c
+			fmt.Fprintf(&b, " %s %.2f", name, c)
+		}
+		add("gateway", r.Gateway)
+		add("bench", r.Bench)
+		for _, name := range sortedKeys(r.Others) {
+			add(name, r.Others[name])
+		}
+		if m := r.Machine; m != nil {
+			fmt.Fprintf(&b, " other %.2f = %.2f of %d CPUs busy\n", othersCores(r), m.BusyCores, m.CPUs)
+			continue
+		}
+		fmt.Fprintf(&b, " = %.2f\n", total)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// noisyShare is the share of the machine's CPUs that processes other than
+// the watched ones may use before a run's figures are called into doubt.
+const noisyShare = 0.1
+
+// noisy reports whether other processes used enough of the machine to spoil a run.
+func noisy(r *Report) bool {
+	return r.Machine != nil && othersCores(r) > noisyShare*float64(r.Machine.CPUs)
+}
+
+// noisyNote marks a comparison that involves a noisy run.
+func noisyNote(runs ...*Report) string {
+	var names []string
+	for _, r := range runs {
+		if noisy(r) {
+			names = append(names, r.Label)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "  (not comparable: " + strings.Join(names, " and ") + " NOISY)"
+}
+
+// othersCores is the machine's busy cores that the watched processes do not
+// account for; 0 when the machine was not read.
+func othersCores(r *Report) float64 {
+	if r.Machine == nil || r.DurationS <= 0 {
+		return 0
+	}
+	watched := 0.0
+	for _, u := range append([]*Usage{r.Gateway, r.Bench}, slices.Collect(maps.Values(r.Others))...) {
+		if u != nil {
+			watched += u.CPUS / r.DurationS
+		}
+	}
+	// The processes' window ends a moment after the machine's; never show a negative rest.
+	return max(r.Machine.BusyCores-watched, 0)
+}
+
+// behind reports whether an open-loop run missed more of its schedule than
+// the few requests due in the last moment of the window, which a worker woken
+// a little late finds past the end.
+func behind(r *Report) bool {
+	return r.Unsent > 0 && float64(r.Unsent) > 0.001*float64(r.Requests+r.Unsent)
 }
 
 func modeText(r *Report) string {
@@ -155,11 +235,15 @@ func writeProblems(b *strings.Builder, r *Report) {
 		writeSamples(b, "errors", r.ErrorSamples)
 		writeSamples(b, "not delivered", r.FailSamples)
 	}
-	if r.Unsent > 0 {
+	if behind(r) {
 		fmt.Fprintf(b, "%s: BEHIND SCHEDULE, %d requests due were never sent; its latencies understate\n", r.Label, r.Unsent)
 	}
 	if r.Interrupted {
 		fmt.Fprintf(b, "%s: INTERRUPTED\n", r.Label)
+	}
+	if noisy(r) {
+		fmt.Fprintf(b, "%s: NOISY, other processes kept %.2f of %d CPUs busy during the run; its figures are low\n",
+			r.Label, othersCores(r), r.Machine.CPUs)
 	}
 }
 

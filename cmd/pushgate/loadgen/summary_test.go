@@ -50,6 +50,8 @@ func TestSummary(t *testing.T) {
 	direct.Bench.CPUSPer1000 = 0.1
 	sqlite := gatewayRun("gateway-sqlite", 0, 6000, 8, 20, 0.25, 60)
 	redis := gatewayRun("gateway-redis", 0, 4000, 12, 30, 0.3, 180)
+	redis.DurationS, redis.Bench.CPUS, redis.Gateway.CPUS, redis.Others = 2, 2, 12, map[string]*Usage{"sandbox": {CPUS: 1}}
+	redis.Machine = &Machine{CPUs: 8, BusyCores: 7.8}
 	redisHalf := gatewayRun("gateway-redis-half", 2000, 2000, 1.5, 9, 0.3, 70)
 	directHalf := summaryRun("direct-half", "direct", 2000, 2000, 0.9, 2.5)
 
@@ -66,7 +68,9 @@ func TestSummary(t *testing.T) {
 		"throughput ratio of each gateway":   "6000 / 10000 req/s = 0.60",
 		"a ratio below target is marked":     "4000 / 10000 req/s = 0.40  <- below 0.50",
 		"added latency against direct":       "gateway-redis-half - direct-half @2000/s: p50 +0.60 ms (1.50 - 0.90), p99 +6.50 ms (9.00 - 2.50)  <- over 5",
-		"cpu per push against direct":        "0.300 s / 0.100 s = 3.0x",
+		"cpu per push against direct":        "gateway-redis        0.300 s / 0.100 s (direct) = 3.0x",
+		"a fixed rate against direct at it":  "gateway-redis-half   0.300 s / 0.050 s (direct-half) = 6.0x",
+		"cores used per process":             "gateway-redis        gateway 6.00 bench 1.00 sandbox 0.50 other 0.30 = 7.80 of 8 CPUs busy",
 		"rss over target is marked":          "peak rss 180.0 MiB  <- over 150",
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -108,6 +112,30 @@ func TestSummaryProblems(t *testing.T) {
 		r.Unsent = 40000
 		if out := mustSummary(t, r); !strings.Contains(out, "gw: BEHIND SCHEDULE, 40000") {
 			t.Errorf("not flagged:\n%s", out)
+		}
+	})
+	t.Run("the last moment of the window is not behind schedule", func(t *testing.T) {
+		r := gatewayRun("gw", 3733, 3733, 1, 2, 0.1, 50)
+		r.Requests, r.Unsent = 74656, 4
+		if out := mustSummary(t, r); strings.Contains(out, "BEHIND") {
+			t.Errorf("flagged:\n%s", out)
+		}
+	})
+	t.Run("a run that shared the machine with others is flagged", func(t *testing.T) {
+		r := summaryRun("direct", "direct", 0, 8000, 1, 2)
+		r.DurationS, r.Bench.CPUS, r.Others = 20, 10, map[string]*Usage{"sandbox": {CPUS: 9}}
+		r.Machine = &Machine{CPUs: 2, BusyCores: 1.97}
+		out := mustSummary(t, r)
+		if !strings.Contains(out, "direct: NOISY, other processes kept 1.02 of 2 CPUs busy") {
+			t.Errorf("not flagged:\n%s", out)
+		}
+		g := gatewayRun("gw", 0, 4000, 1, 2, 0.1, 50)
+		if out := mustSummary(t, r, g); !strings.Contains(out, "4000 / 8000 req/s = 0.50  (not comparable: direct NOISY)") {
+			t.Errorf("the ratio is not marked:\n%s", out)
+		}
+		r.Machine.BusyCores = 1.0
+		if out := mustSummary(t, r); strings.Contains(out, "NOISY") {
+			t.Errorf("a quiet machine flagged:\n%s", out)
 		}
 	})
 	t.Run("gateway runs without a direct partner say so", func(t *testing.T) {

@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# make bench: the end-to-end benchmark of issue 7, on loopback only.
+#
+# Starts the sandbox providers, a gateway on PostgreSQL + Redis quotas and one
+# on the embedded defaults (SQLite), creates enterprise workspaces in each, and
+# runs `pushgate bench` five times at the same concurrency:
+#   1 direct            straight to the sandbox with the gateway's provider clients, at saturation
+#   2 gateway-sqlite    through the embedded gateway, at saturation
+#   3 gateway-redis     through the gateway with Redis quotas, at saturation
+#   4 gateway-redis-half  the same at a fixed rate of half of run 3's figure
+#   5 direct-half       direct at that fixed rate; 4 minus 5 is the added latency
+# then prints one summary (`pushgate bench -summary`). Results, logs and the
+# summary go to bench-results/. Everything it starts is stopped on exit, its
+# database dropped and its Redis database flushed.
+#
+# Settings (environment): BENCH_CONCURRENCY (64), BENCH_DURATION (20s),
+# BENCH_WARMUP (3s), BENCH_WORKSPACES (50), BENCH_REDIS_DB (9, flushed at start
+# and end: use a number nothing else uses), BENCH_OUT (bench-results),
+# BENCH_QUIET_WAIT (60: seconds in all to wait for a quiet machine before runs).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=$ROOT/bin/pushgate
+OUT=${BENCH_OUT:-$ROOT/bench-results}
+CONC=${BENCH_CONCURRENCY:-64}
+DURATION=${BENCH_DURATION:-20s}
+WARMUP=${BENCH_WARMUP:-3s}
+WORKSPACES=${BENCH_WORKSPACES:-50}
+REDIS_DB=${BENCH_REDIS_DB:-9}
+REDIS_PORT=6379
+PG_PORT=5432
+PG_USER=$(id -un)
+PG_DB=pushgate_bench_$$
+REDIS_URL=redis://127.0.0.1:$REDIS_PORT/$REDIS_DB
+
+began=$(date +%s)
+say() { printf 'bench [+%ss]: %s\n' "$(($(date +%s) - began))" "$*" >&2; }
+die() { say "FAILED: $*"; exit 1; }
+
+# Settings of the caller's shell must not leak into the processes under test.
+while read -r v; do unset "$v"; done < <(compgen -e | grep '^PUSHGATE_' || true)
+
+# Two benchmarks at once would measure each other.
+exec 9>/tmp/pushgate-bench.lock
+flock -n 9 || die "another make bench is running (lock /tmp/pushgate-bench.lock)"
+
+WORK=$(mktemp -d /tmp/pushgate-bench.XXXXXX)
+pids=()
+running=
+db_created=
+redis_used=
+
+cleanup() {
+  local rc=$?
+  set +e
+  if [ -n "$running" ]; then kill -TERM "$running" 2>/dev/null; wait "$running" 2>/dev/null; fi
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  if [ -n "$redis_used" ]; then redis-cli -h 127.0.0.1 -p "$REDIS_PORT" -n "$REDIS_DB" FLUSHDB >/dev/null; fi
+  if [ -n "$db_created" ]; then dropdb -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" --if-exists "$PG_DB"; fi
+  rm -rf "$WORK"
+  if [ "$rc" != 0 ]; then say "exit $rc; logs of the processes it started are in $OUT/logs"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port picks an unused loopback port. Each listener is up before the next
+# port is picked, so two picks cannot collide; a process that took the port in
+# between makes the listener fail, which wait_until reports.
+free_port() {
+  local p
+  for _ in $(seq 1 100); do
+    p=$((20000 + RANDOM % 30000))
+    if ! port_open "$p"; then echo "$p"; return; fi
+  done
+  die "no free loopback port"
+}
+
+# wait_until NAME PID SECONDS COMMAND...: until COMMAND succeeds, while PID lives.
+wait_until() {
+  local name=$1 pid=$2 secs=$3; shift 3
+  for _ in $(seq 1 $((secs * 10))); do
+    "$@" && return 0
+    kill -0 "$pid" 2>/dev/null || die "$name exited while starting; see $OUT/logs/$name.log: $(tail -n 3 "$OUT/logs/$name.log")"
+    sleep 0.1
+  done
+  die "$name not ready after ${secs}s; see $OUT/logs/$name.log"
+}
+
+ready() { # PORT: GET /readyz answers 200
+  (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 &&
+    read -r -t 2 status <&3 && [[ $status == HTTP/1.?" 200 "* ]]) 2>/dev/null
+}
+
+json_number() { # FILE KEY: a top-level number of a report (written indented, one key a line)
+  sed -n "s/^  \"$2\": \\([0-9.eE+-]*\\),\\{0,1\\}\$/\\1/p" "$1"
+}
+
+# --- build, services, output ------------------------------------------------
+make --no-print-directory build
+bash scripts/test-services.sh
+
+mkdir -p "$OUT"
+rm -rf "$OUT/logs" "$OUT"/*.json "$OUT/summary.txt"
+mkdir "$OUT/logs"
+
+redis() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" -n "$REDIS_DB" "$@"; }
+keys=$(redis DBSIZE) || die "redis-cli cannot reach 127.0.0.1:$REDIS_PORT"
+if [ "$keys" != 0 ]; then say "Redis database $REDIS_DB held $keys keys (a bench left behind?); flushing it"; fi
+redis_used=1
+redis FLUSHDB >/dev/null
+
+createdb -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" "$PG_DB" || die "createdb $PG_DB"
+db_created=1
+
+# --- sandbox providers --------------------------------------------------------
+SB_PORT=$(free_port)
+SB_DIR=$WORK/sandbox
+APPS=$("$BIN" bench -init-sandbox-apps "$SB_DIR" -sandbox-url "https://127.0.0.1:$SB_PORT")
+"$BIN" sandbox --listen "127.0.0.1:$SB_PORT" --ca-dir "$SB_DIR" --apps-file "$APPS" --history 0 \
+  >"$OUT/logs/sandbox.log" 2>&1 &
+pids+=($!)
+wait_until sandbox "$!" 15 port_open "$SB_PORT"
+say "sandbox providers at https://127.0.0.1:$SB_PORT"
+
+# --- gateways -----------------------------------------------------------------
+# start_gateway NAME DATABASE_URL REDIS_URL: migrates, serves, creates the
+# workspaces; sets GW_PID, GW_URL and GW_TOKENS.
+start_gateway() {
+  local name=$1 port; port=$(free_port)
+  local -a env=(PUSHGATE_LISTEN="127.0.0.1:$port" PUSHGATE_PUBLIC_URL="http://127.0.0.1:$port"
+    PUSHGATE_DATABASE_URL="$2" PUSHGATE_REDIS_URL="$3" PUSHGATE_APPS_FILE="$APPS" PUSHGATE_LOG_LEVEL=warn)
+  env "${env[@]}" "$BIN" migrate >"$OUT/logs/$name-migrate.log" 2>&1 || die "$name: migrate: $(tail -n 3 "$OUT/logs/$name-migrate.log")"
+  GW_TOKENS=$WORK/$name.tokens
+  : >"$GW_TOKENS"
+  local i ws
+  for i in $(seq 1 "$WORKSPACES"); do
+    ws=$(env "${env[@]}" "$BIN" workspace create --name "bench $i" --email "bench+$i@example.com" \
+      --plan enterprise --accept-terms --json 2>>"$OUT/logs/$name-workspaces.log") ||
+      die "$name: workspace create: $(tail -n 3 "$OUT/logs/$name-workspaces.log")"
+    sed -n 's/^  "token": "\([^"]*\)",\{0,1\}$/\1/p' <<<"$ws" >>"$GW_TOKENS"
+  done
+  [ "$(wc -l <"$GW_TOKENS")" = "$WORKSPACES" ] || die "$name: expected $WORKSPACES tokens in the workspace create output"
+  env "${env[@]}" "$BIN" serve >"$OUT/logs/$name.log" 2>&1 &
+  GW_PID=$!
+  pids+=("$GW_PID")
+  wait_until "$name" "$GW_PID" 30 ready "$port"
+  GW_URL=http://127.0.0.1:$port
+  say "$name at $GW_URL (pid $GW_PID, $WORKSPACES enterprise workspaces)"
+}
+
+start_gateway gateway-sqlite "sqlite:$WORK/pushgate.db" ""
+SQLITE_PID=$GW_PID SQLITE_URL=$GW_URL SQLITE_TOKENS=$GW_TOKENS
+start_gateway gateway-redis "postgres://$PG_USER@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable" "$REDIS_URL"
+REDIS_GW_PID=$GW_PID REDIS_GW_URL=$GW_URL REDIS_GW_TOKENS=$GW_TOKENS
+
+# --- runs -----------------------------------------------------------------------
+# The other processes on the machine are watched too, to show where the CPU went.
+watch=sandbox=${pids[0]}
+redis_pid=$(redis INFO server | tr -d '\r' | sed -n 's/^process_id://p')
+if [ -n "$redis_pid" ] && [ -r "/proc/$redis_pid/stat" ]; then watch+=,redis=$redis_pid; fi
+
+# The machine is shared: before each run, wait (up to BENCH_QUIET_WAIT seconds
+# in all) until it is nearly idle, since what others use is not ours to measure.
+quiet_budget=${BENCH_QUIET_WAIT:-60}
+busy_cores() { # over one second
+  local a b
+  a=$(awk '/^cpu / { print $5 + $6 }' /proc/stat); sleep 1; b=$(awk '/^cpu / { print $5 + $6 }' /proc/stat)
+  awk -v a="$a" -v b="$b" -v n="$(nproc)" -v hz="$(getconf CLK_TCK)" 'BEGIN { c = n - (b - a) / hz; printf "%.2f", c < 0 ? 0 : c }'
+}
+wait_quiet() {
+  local busy
+  while busy=$(busy_cores); awk -v b="$busy" 'BEGIN { exit !(b > 0.25) }'; do
+    if [ "$quiet_budget" -le 0 ]; then say "the machine is busy ($busy cores in use); running anyway, see 'other' in the summary"; return; fi
+    say "the machine is busy ($busy cores in use by others); waiting"
+    quiet_budget=$((quiet_budget - 2))
+    sleep 1
+  done
+}
+
+# bench LABEL FLAGS...: one run; its table goes to the terminal and logs/LABEL.txt.
+bench() {
+  local label=$1; shift
+  wait_quiet
+  say "run $label"
+  # In the background, so that an interrupt ends the wait at once instead of after the run.
+  "$BIN" bench -label "$label" -c "$CONC" -duration "$DURATION" -warmup "$WARMUP" -workspaces "$WORKSPACES" \
+    -watch "$watch" -json "$OUT/$label.json" "$@" >"$OUT/logs/$label.txt" 2>&1 &
+  running=$!
+  local rc=0
+  wait "$running" || rc=$?
+  running=
+  cat "$OUT/logs/$label.txt"
+  [ "$rc" = 0 ] || die "run $label failed (see above)"
+}
+
+redis_info() { redis INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"; }
+evalsha_calls() { redis INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0; }
+pg_xacts() {
+  psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -Atc \
+    "select xact_commit + xact_rollback from pg_stat_database where datname = '$PG_DB'"
+}
+
+bench direct --direct -apps-file "$APPS"
+bench gateway-sqlite -url "$SQLITE_URL" -tokens "$SQLITE_TOKENS" -pid "$SQLITE_PID"
+# Per push, the design allows no database access and at most one Redis round
+# trip. Redis counts commands and memory for the whole instance: other clients
+# of 127.0.0.1:6379 (tests running meanwhile) blur these two figures.
+cmds0=$(redis_info stats total_commands_processed) evals0=$(evalsha_calls) mem0=$(redis_info memory used_memory) xacts0=$(pg_xacts)
+bench gateway-redis -url "$REDIS_GW_URL" -tokens "$REDIS_GW_TOKENS" -pid "$REDIS_GW_PID"
+sleep 1 # PostgreSQL publishes its counters at most once a second
+cmds1=$(redis_info stats total_commands_processed) evals1=$(evalsha_calls) mem1=$(redis_info memory used_memory) xacts1=$(pg_xacts)
+redis_memory=$(redis_info memory used_memory_human)
+redis_keys=$(redis DBSIZE)
+pushes=$(($(json_number "$OUT/gateway-redis.json" requests) + $(json_number "$OUT/gateway-redis.json" warmup_requests)))
+per_push() { awk -v a="$1" -v b="$2" -v n="$pushes" -v f="$3" 'BEGIN { printf f, (b - a) / n }'; }
+
+sat=$(json_number "$OUT/gateway-redis.json" requests_per_s)
+[ -n "$sat" ] || die "no requests_per_s in $OUT/gateway-redis.json"
+half=$(awk -v s="$sat" 'BEGIN { r = int(s / 2); if (r < 1) r = 1; print r }')
+bench gateway-redis-half -url "$REDIS_GW_URL" -tokens "$REDIS_GW_TOKENS" -pid "$REDIS_GW_PID" -rate "$half"
+bench direct-half --direct -apps-file "$APPS" -rate "$half"
+
+# --- summary --------------------------------------------------------------------------
+{
+  echo "pushgate make bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(git describe --tags --always --dirty 2>/dev/null || echo unknown)"
+  echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory, $(uname -sr)"
+  echo "runs: c=$CONC, $WARMUP warm-up then $DURATION each, $WORKSPACES enterprise workspaces per gateway, Mattermost protocol, half iOS/half Android; fixed rate = half of gateway-redis = $half/s"
+  echo "gateway-redis, per push over its $pushes pushes (warm-up included): $(per_push "$evals0" "$evals1" %.2f) EVALSHA" \
+    "($(per_push "$cmds0" "$cmds1" %.1f) Redis commands, those run by scripts included)," \
+    "$(per_push "$xacts0" "$xacts1" %.4f) PostgreSQL transactions, $(per_push "$mem0" "$mem1" %+.0f) bytes of Redis used_memory;"
+  echo "redis after gateway-redis: used_memory_human=$redis_memory, $redis_keys keys in db $REDIS_DB"
+  echo
+  "$BIN" bench -summary "$OUT/direct.json" "$OUT/gateway-sqlite.json" "$OUT/gateway-redis.json" \
+    "$OUT/gateway-redis-half.json" "$OUT/direct-half.json"
+  echo
+  echo "wall time of make bench: $(($(date +%s) - began)) s"
+} >"$OUT/summary.txt"
+echo
+cat "$OUT/summary.txt"
