@@ -62,7 +62,7 @@ type workspaceLimiter struct {
 
 // admit applies the rules that hold on every protocol before anything is
 // sent: workspace standing and terms, the burst limit, and the monthly quota
-// with duplicate suppression. A nil error with dup set means "already
+// with duplicate suppression. A Duplicate verdict means "already
 // delivered: answer as delivered, send nothing".
 func (ps *pusher) admit(ctx context.Context, p *tenants.Principal, dedupeKey string) (v tenants.Verdict, err error) {
 	if err := ps.tenants.CanSend(ctx, p); err != nil {
