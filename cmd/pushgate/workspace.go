@@ -84,6 +84,17 @@ func newCLI(name string, stderr io.Writer, getenv func(string) string) cliEnv {
 	return cliEnv{fs: fs, load: configFlags(fs, getenv), asJSON: fs.Bool("json", false, "print machine-readable JSON")}
 }
 
+// start parses args (with the positional arguments names), then opens the
+// configuration and the tenancy service; done releases them.
+func (c cliEnv) start(ctx context.Context, stderr io.Writer, args []string, names ...string) ([]string, *tenants.Service, config, func(), error) {
+	pos, err := parseWithArgs(c.fs, args, names...)
+	if err != nil {
+		return nil, nil, config{}, nil, err
+	}
+	svc, cfg, done, err := c.open(ctx, stderr)
+	return pos, svc, cfg, done, err
+}
+
 // open loads the configuration and the tenancy service; close releases it.
 func (c cliEnv) open(ctx context.Context, stderr io.Writer) (*tenants.Service, config, func(), error) {
 	cfg, err := c.load()
@@ -106,10 +117,7 @@ func wsCreate(ctx context.Context, args []string, getenv func(string) string, st
 	limit := c.fs.Int64("limit", -1, "enterprise only: a monthly limit instead of unlimited")
 	privacy := c.fs.String("privacy", "full", "full, or id_only to strip message content before Apple and Google")
 	accept := c.fs.Bool("accept-terms", false, "record that the contact accepted the current terms (operators creating on a customer's signed order)")
-	if _, err := parseWithArgs(c.fs, args); err != nil {
-		return err
-	}
-	svc, _, done, err := c.open(ctx, stderr)
+	_, svc, _, done, err := c.start(ctx, stderr, args)
 	if err != nil {
 		return err
 	}
@@ -159,10 +167,7 @@ func cliError(err error) error {
 
 func wsList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c := newCLI("workspace list", stderr, getenv)
-	if _, err := parseWithArgs(c.fs, args); err != nil {
-		return err
-	}
-	svc, cfg, done, err := c.open(ctx, stderr)
+	_, svc, cfg, done, err := c.start(ctx, stderr, args)
 	if err != nil {
 		return err
 	}
@@ -188,11 +193,7 @@ func wsList(ctx context.Context, args []string, getenv func(string) string, stdo
 
 func wsShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c := newCLI("workspace show", stderr, getenv)
-	pos, err := parseWithArgs(c.fs, args, "ID")
-	if err != nil {
-		return err
-	}
-	svc, cfg, done, err := c.open(ctx, stderr)
+	pos, svc, cfg, done, err := c.start(ctx, stderr, args, "ID")
 	if err != nil {
 		return err
 	}
@@ -234,11 +235,7 @@ func orNone(s string) string {
 func wsRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c := newCLI("workspace rotate-token", stderr, getenv)
 	grace := c.fs.Duration("grace", 0, "keep the old token working this long (at most 24h); default: it stops at once")
-	pos, err := parseWithArgs(c.fs, args, "ID")
-	if err != nil {
-		return err
-	}
-	svc, _, done, err := c.open(ctx, stderr)
+	pos, svc, _, done, err := c.start(ctx, stderr, args, "ID")
 	if err != nil {
 		return err
 	}
@@ -265,11 +262,7 @@ func wsSetStatus(status tenants.Status) func(context.Context, []string, func(str
 	verb := map[tenants.Status]string{tenants.StatusSuspended: "suspend", tenants.StatusActive: "resume"}[status]
 	return func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 		c := newCLI("workspace "+verb, stderr, getenv)
-		pos, err := parseWithArgs(c.fs, args, "ID")
-		if err != nil {
-			return err
-		}
-		svc, cfg, done, err := c.open(ctx, stderr)
+		pos, svc, cfg, done, err := c.start(ctx, stderr, args, "ID")
 		if err != nil {
 			return err
 		}
@@ -289,11 +282,7 @@ func wsSetStatus(status tenants.Status) func(context.Context, []string, func(str
 func wsSetPlan(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c := newCLI("workspace set-plan", stderr, getenv)
 	limit := c.fs.Int64("limit", -1, "enterprise only: a monthly limit instead of unlimited")
-	pos, err := parseWithArgs(c.fs, args, "ID", "PLAN")
-	if err != nil {
-		return err
-	}
-	svc, cfg, done, err := c.open(ctx, stderr)
+	pos, svc, cfg, done, err := c.start(ctx, stderr, args, "ID", "PLAN")
 	if err != nil {
 		return err
 	}
