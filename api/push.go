@@ -75,7 +75,8 @@ func (ps *pusher) admit(ctx context.Context, p *tenants.Principal, dedupeKey str
 			Message:           "rate limit: this workspace is sending faster than its plan allows in a burst; retry in a few seconds"}
 	}
 	limit := p.Workspace.MonthlyLimit()
-	v, err = ps.quotas.Admit(ctx, tenants.Admission{WorkspaceID: p.Workspace.ID, Limit: limit, DedupeKey: dedupeKey, At: now})
+	v, err = ps.quotas.Admit(ctx, tenants.Admission{WorkspaceID: p.Workspace.ID, Limit: limit,
+		LimitVersion: p.Workspace.ChangedAt, DedupeKey: dedupeKey, At: now})
 	if err != nil {
 		return v, err
 	}
@@ -85,8 +86,8 @@ func (ps *pusher) admit(ctx context.Context, p *tenants.Principal, dedupeKey str
 		reset := period.End()
 		return v, &tenants.Error{Code: tenants.CodeQuotaExceeded, Reason: "quota_exhausted",
 			RetryAfterSeconds: int(reset.Sub(now).Seconds()) + 1,
-			Message: fmt.Sprintf("monthly quota exhausted: this workspace used all %d notifications of plan %s for %s; it resets %s; upgrade at %s",
-				limit, p.Workspace.Plan, period, reset.Format(time.RFC3339), ps.upgradeURL)}
+			Message: fmt.Sprintf("monthly quota exhausted: this workspace used all %d notifications of its plan for %s; it resets %s; upgrade at %s",
+				v.Limit, period, reset.Format(time.RFC3339), ps.upgradeURL)}
 	case tenants.Admitted:
 		ps.checkThresholds(ctx, &p.Workspace, now, v)
 	}

@@ -54,6 +54,10 @@ type Admission struct {
 	WorkspaceID string
 	// Limit is the workspace's monthly limit, or Unlimited.
 	Limit int64
+	// LimitVersion is the Workspace.ChangedAt that Limit was read with: a
+	// limit published to the store with a newer version wins, so a plan
+	// change applies on the next push on every replica however old their caches.
+	LimitVersion time.Time
 	// DedupeKey identifies the notification for duplicate suppression: a
 	// short hash, never the payload. Empty: never suppressed.
 	DedupeKey string
@@ -99,6 +103,12 @@ type Usage struct {
 // duplicate suppression: Rocket.Chat gives up 31 minutes after its first
 // try, and Mattermost resends only on a lost response.
 const DedupeWindow = time.Hour
+
+// LimitPublisher makes a new limit known to the quota store at once, ahead
+// of every replica's cached copy of the workspace.
+type LimitPublisher interface {
+	PublishLimit(ctx context.Context, workspaceID string, limit int64, version time.Time, at time.Time) error
+}
 
 // QuotaStore counts notifications against monthly limits and suppresses
 // duplicates, exactly across replicas when it is shared (Redis) and on one

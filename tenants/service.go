@@ -28,6 +28,8 @@ type Config struct {
 	AuthCacheTTL time.Duration
 	// MaxTokenGrace bounds the optional grace period of a rotated token.
 	MaxTokenGrace time.Duration
+	// Limits, when set, is told every plan or limit change (the Redis quota store).
+	Limits LimitPublisher
 	// PasswordCost is the bcrypt cost of operator passwords (default 12; tests lower it).
 	PasswordCost int
 	Now          func() time.Time
@@ -473,6 +475,12 @@ func (s *Service) Update(ctx context.Context, workspaceID, actor, action string,
 	}
 	s.cache.invalidateWorkspace(workspaceID)
 	s.cfg.Log.Info("workspace changed", "workspace", workspaceID, "action", action, "by", actor, "change", audit.Detail)
+	if s.cfg.Limits != nil && (change.Plan != nil || change.QuotaLimit != nil) {
+		if err := s.cfg.Limits.PublishLimit(ctx, ws.ID, ws.MonthlyLimit(), ws.ChangedAt, s.cfg.Now().UTC()); err != nil {
+			// The database has it; replicas pick it up within a second through WatchChanges.
+			s.cfg.Log.Warn("publishing a new limit to the quota store failed; replicas apply it within a second", "workspace", ws.ID, "err", err)
+		}
+	}
 	return ws, nil
 }
 

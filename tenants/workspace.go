@@ -74,6 +74,9 @@ type Workspace struct {
 	Privacy   Privacy
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// ChangedAt is when settings, tokens or consent last changed; it versions
+	// the limit a replica has cached against one published since.
+	ChangedAt time.Time
 }
 
 // MonthlyLimit is the workspace's limit this month, or Unlimited.

@@ -706,3 +706,38 @@ func TestBurstLimitAndThresholds(t *testing.T) {
 		}
 	})
 }
+
+// TestPlanChangeAppliesOnTheNextPush changes a plan through the CLI while
+// the gateway holds the workspace in its (default, 5 s) auth cache.
+func TestPlanChangeAppliesOnTheNextPush(t *testing.T) {
+	for name, stores := range map[string][2]string{
+		"sqlite":         {storetest.SQLite(t), ""},
+		"postgres+redis": {storetest.Postgres(t), storetest.RedisURL()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sb, _, appsFile := mustSandbox(t)
+			env := map[string]string{"PUSHGATE_DATABASE_URL": stores[0], "PUSHGATE_APPS_FILE": appsFile}
+			if stores[1] != "" {
+				env["PUSHGATE_REDIS_URL"] = stores[1]
+			}
+			mustRun(t, env, "migrate")
+			g := &gatewayUnderTest{sb: sb, env: env}
+			g.server = mustServe(t, copyEnv(env))
+			id, tok := g.newWorkspace(t, true, "--plan", "enterprise", "--limit", "100")
+			for i := range 3 {
+				if code, _, resp := g.mmSend(t, tok, mmPush("android", fmt.Sprintf("plan%d", i))); code != 200 || resp[model.PushStatus] != model.PushStatusOk {
+					t.Fatalf("push %d = %d %v", i, code, resp)
+				}
+			}
+			mustRun(t, env, "workspace", "set-plan", id, "enterprise", "--limit", "3")
+			code, _, resp := g.mmSend(t, tok, mmPush("android", "plan-after"))
+			if code != 429 || !strings.Contains(resp[model.PushStatusErrorMsg], "all 3 notifications") {
+				t.Fatalf("the push right after lowering the limit to 3 = %d %v, want 429 naming the new limit", code, resp)
+			}
+			mustRun(t, env, "workspace", "set-plan", id, "enterprise", "--limit", "10")
+			if code, _, resp := g.mmSend(t, tok, mmPush("android", "plan-raised")); code != 200 {
+				t.Fatalf("the push right after raising the limit = %d %v", code, resp)
+			}
+		})
+	}
+}

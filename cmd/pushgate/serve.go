@@ -56,29 +56,13 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var cleanup closers
 	defer cleanup.closeAll()
 
-	db, svc, err := openTenancy(ctx, cfg, log, *dev)
-	if err != nil {
-		return err
-	}
-	cleanup.add(func() { _ = db.Close() })
-	var devSt *devState
-	if *dev {
-		if devSt, err = ensureDevSetup(ctx, svc, cfg.DataDir); err != nil {
-			return err
-		}
-	}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	// Background jobs stop before the clients they use are closed.
-	jobsCtx, stopJobs := context.WithCancel(context.Background())
-	defer stopJobs()
-	var jobs sync.WaitGroup
-	jobs.Add(1)
-	go func() { defer jobs.Done(); svc.WatchChanges(jobsCtx, time.Second) }()
-	ready := []api.Checker{{Name: "database", Ping: db.Ping}}
-	var quotas tenants.QuotaStore = sqlstore.NewQuotaStore(db)
+	// With Redis, quotas live there and plan changes are published to it.
+	var rq *redisquota.Store
+	var ready []api.Checker
+	var limits tenants.LimitPublisher
 	if cfg.RedisURL != "" {
 		rdb, err := openRedis(ctx, cfg.RedisURL)
 		if err != nil {
@@ -86,7 +70,31 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		cleanup.add(func() { _ = rdb.Close() })
 		ready = append(ready, api.Checker{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
-		rq := redisquota.New(rdb, redisquota.Options{Policy: cfg.quotaPolicy, Log: log.With("component", "quota"), Registerer: reg})
+		rq = redisquota.New(rdb, redisquota.Options{Policy: cfg.quotaPolicy, Log: log.With("component", "quota"), Registerer: reg})
+		limits = rq
+	}
+
+	db, svc, err := openTenancy(ctx, cfg, log, *dev, limits)
+	if err != nil {
+		return err
+	}
+	cleanup.add(func() { _ = db.Close() })
+	ready = append([]api.Checker{{Name: "database", Ping: db.Ping}}, ready...)
+	var devSt *devState
+	if *dev {
+		if devSt, err = ensureDevSetup(ctx, svc, cfg.DataDir); err != nil {
+			return err
+		}
+	}
+
+	// Background jobs stop before the clients they use are closed.
+	jobsCtx, stopJobs := context.WithCancel(context.Background())
+	defer stopJobs()
+	var jobs sync.WaitGroup
+	jobs.Add(1)
+	go func() { defer jobs.Done(); svc.WatchChanges(jobsCtx, time.Second) }()
+	var quotas tenants.QuotaStore = sqlstore.NewQuotaStore(db)
+	if rq != nil {
 		quotas = rq
 		jobs.Add(2)
 		go func() { defer jobs.Done(); rq.Run(jobsCtx) }()

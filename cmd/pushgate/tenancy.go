@@ -11,7 +11,7 @@ import (
 
 // openTenancy opens the database, checks (or, with migrate, applies) its
 // schema, and builds the tenancy service with this region's terms published.
-func openTenancy(ctx context.Context, cfg config, log *slog.Logger, migrate bool) (*sqlstore.DB, *tenants.Service, error) {
+func openTenancy(ctx context.Context, cfg config, log *slog.Logger, migrate bool, limits tenants.LimitPublisher) (*sqlstore.DB, *tenants.Service, error) {
 	db, err := sqlstore.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {
 		return nil, nil, err
@@ -33,6 +33,7 @@ func openTenancy(ctx context.Context, cfg config, log *slog.Logger, migrate bool
 		Terms:        tenants.Terms{Version: cfg.TermsVersion, URL: cfg.TermsURL, PublishedAt: cfg.termsPublished},
 		TermsGrace:   cfg.termsGrace,
 		AuthCacheTTL: cfg.authCacheTTL,
+		Limits:       limits,
 		Log:          log,
 	})
 	if err := svc.PublishConfiguredTerms(ctx); err != nil {

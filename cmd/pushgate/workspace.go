@@ -14,6 +14,7 @@ import (
 
 	"github.com/pushgate/pushgate/api"
 	"github.com/pushgate/pushgate/tenants"
+	"github.com/pushgate/pushgate/tenants/redisquota"
 )
 
 // parseWithArgs parses flags that may stand before, between or after the
@@ -101,11 +102,25 @@ func (c cliEnv) open(ctx context.Context, stderr io.Writer) (*tenants.Service, c
 	if err != nil {
 		return nil, cfg, nil, err
 	}
-	db, svc, err := openTenancy(ctx, cfg, newLogger(stderr, cfg.LogFormat, "warn"), false)
+	log := newLogger(stderr, cfg.LogFormat, "warn")
+	var limits tenants.LimitPublisher
+	closeRedis := func() {}
+	if cfg.RedisURL != "" {
+		// Plan changes are published to the quota store so every replica
+		// applies them on its next push.
+		if rdb, err := openRedis(ctx, cfg.RedisURL); err != nil {
+			log.Warn("Redis is unreachable: a plan change made now reaches the replicas within a second instead of on their next push", "err", err)
+		} else {
+			limits = redisquota.New(rdb, redisquota.Options{Log: log})
+			closeRedis = func() { _ = rdb.Close() }
+		}
+	}
+	db, svc, err := openTenancy(ctx, cfg, log, false, limits)
 	if err != nil {
+		closeRedis()
 		return nil, cfg, nil, err
 	}
-	return svc, cfg, func() { db.Close() }, nil
+	return svc, cfg, func() { db.Close(); closeRedis() }, nil
 }
 
 func wsCreate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

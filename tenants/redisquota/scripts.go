@@ -21,7 +21,9 @@ const (
 // newest (the bucket of at) first, and absent without a dedupe key.
 // ARGV: the limit (negative: unlimited), the day's "sent" field, the month
 // hash's TTL (ms), the dedupe key, at's offset in its bucket (ms), the
-// bucket's TTL (ms). A bucket entry is offset*2 + state, state 0 for
+// bucket's TTL (ms), the version (ms) of the caller's limit. A limit
+// published into the month hash (fields V, L) with a newer version wins over
+// the caller's. A bucket entry is offset*2 + state, state 0 for
 // delivered and 1 for counted but undelivered; its age follows from which
 // bucket holds it, so the window is exact to the millisecond.
 var admitScript = redis.NewScript(withConstants(`
@@ -48,8 +50,12 @@ for i = 2, #KEYS do
 end
 local used = tonumber(redis.call('HGET', month, 'u') or 0)
 local limit = tonumber(ARGV[1])
+local published = redis.call('HMGET', month, 'V', 'L')
+if published[1] and tonumber(published[1]) > tonumber(ARGV[7]) then
+  limit = tonumber(published[2])
+end
 if limit >= 0 and used >= limit then
-  return {$exhausted, used}
+  return {$exhausted, used, limit}
 end
 used = redis.call('HINCRBY', month, 'u', 1)
 redis.call('HINCRBY', month, ARGV[2], 1)
@@ -60,7 +66,7 @@ if #KEYS > 1 then
   redis.call('HSET', KEYS[2], key, off * 2)
   redis.call('PEXPIRE', KEYS[2], ARGV[6], 'NX')
 end
-return {$admitted, used}
+return {$admitted, used, limit}
 `))
 
 // countScript records an outcome or an ack, and with a dedupe key marks it
@@ -124,3 +130,16 @@ func withConstants(src string) string {
 		"$exhausted", strconv.Itoa(scriptExhausted),
 	).Replace(src)
 }
+
+// publishScript stores a limit and its version in a month hash unless a
+// newer version is there. KEYS[1]: the month hash; ARGV: version (ms),
+// limit, the month hash's TTL (ms).
+var publishScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], 'V')
+if v and tonumber(v) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'V', ARGV[1], 'L', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3], 'NX')
+return 1
+`)

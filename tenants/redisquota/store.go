@@ -178,7 +178,7 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 		nk += bucketsChecked
 	}
 	keys, field, off := s.keys(a.WorkspaceID, p, at, nk, a.DedupeKey)
-	args := []any{a.Limit, dayField(at, 's'), monthTTL(p, at).Milliseconds(), field, off, bucketTTL(off)}
+	args := []any{a.Limit, dayField(at, 's'), monthTTL(p, at).Milliseconds(), field, off, bucketTTL(off), versionMillis(a.LimitVersion)}
 	var res []int64
 	var err error
 	if s.deadlines {
@@ -190,7 +190,7 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 			return err
 		})
 	}
-	if err == nil && len(res) != 2 {
+	if err == nil && len(res) != 2 && len(res) != 3 {
 		err = fmt.Errorf("admit script answered %v", res)
 	}
 	if err != nil {
@@ -202,6 +202,9 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 	}
 	s.redisAnswered()
 	v := tenants.Verdict{Used: res[1], Limit: a.Limit}
+	if len(res) == 3 {
+		v.Limit = res[2] // a limit published since the caller's copy wins
+	}
 	switch res[0] {
 	case scriptAdmitted:
 		v.Decision = tenants.Admitted
@@ -525,4 +528,24 @@ func (s *Store) redisAnswered() {
 	case s.kick <- struct{}{}:
 	default:
 	}
+}
+
+// versionMillis is a limit version in Unix milliseconds, 0 when unknown.
+func versionMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// PublishLimit stores a workspace's new limit in the month hash of at with
+// its version, so every replica's next admission uses it even while its
+// cached copy of the workspace is older. A newer version is never
+// overwritten by an older one.
+func (s *Store) PublishLimit(ctx context.Context, workspaceID string, limit int64, version, at time.Time) error {
+	p := tenants.PeriodOf(at.UTC())
+	return s.callWithin(ctx, s.timeout, func(ctx context.Context) error {
+		return publishScript.Run(ctx, s.rdb, []string{s.monthKey(workspaceID, p)},
+			versionMillis(version), limit, monthTTL(p, at.UTC()).Milliseconds()).Err()
+	})
 }

@@ -469,3 +469,51 @@ func BenchmarkAdmit(b *testing.B) {
 		})
 	}
 }
+
+func TestPublishedLimitWinsOverAnOlderCachedOne(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := storetest.Redis(t)
+	s := redisquota.New(rdb, redisquota.Options{Prefix: prefix})
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	cached := at.Add(-time.Hour) // the version a replica read the workspace with
+	admit := func(limit int64, version time.Time) tenants.Verdict {
+		t.Helper()
+		v, err := s.Admit(ctx, tenants.Admission{WorkspaceID: "ws_pub", Limit: limit, LimitVersion: version, At: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for range 3 {
+		if v := admit(100, cached); v.Decision != tenants.Admitted {
+			t.Fatalf("admission under the cached limit = %v", v.Decision)
+		}
+	}
+	if err := s.PublishLimit(ctx, "ws_pub", 3, at.Add(-time.Minute), at); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a newer published limit applies to a replica with an older copy", func(t *testing.T) {
+		if v := admit(100, cached); v.Decision != tenants.Exhausted || v.Limit != 3 {
+			t.Fatalf("verdict = %+v, want exhausted at the published limit 3", v)
+		}
+	})
+	t.Run("a replica whose copy is newer than the published one keeps its own", func(t *testing.T) {
+		if v := admit(10, at); v.Decision != tenants.Admitted || v.Limit != 10 {
+			t.Fatalf("verdict = %+v, want admitted under the newer limit 10", v)
+		}
+	})
+	t.Run("an older publication never replaces a newer one", func(t *testing.T) {
+		if err := s.PublishLimit(ctx, "ws_pub", 1000, at.Add(-30*time.Minute), at); err != nil {
+			t.Fatal(err)
+		}
+		if v := admit(100, cached); v.Decision != tenants.Exhausted || v.Limit != 3 {
+			t.Fatalf("verdict = %+v, want the limit 3 published later to stand", v)
+		}
+	})
+	t.Run("the usage ignores the published fields", func(t *testing.T) {
+		u, err := s.Usage(ctx, "ws_pub", tenants.PeriodOf(at))
+		if err != nil || u.Used != 4 || len(u.Daily) != 1 || u.Daily[0].Sent != 4 {
+			t.Fatalf("usage = %+v, %v; want 4 used on one day", u, err)
+		}
+	})
+}

@@ -82,7 +82,12 @@ func (q *QuotaStore) Admit(ctx context.Context, a tenants.Admission) (tenants.Ve
 				return err
 			}
 		}
-		used, ok, err := takeUnit(tx, a.WorkspaceID, p, a.Limit)
+		limit, err := currentLimit(tx, a)
+		if err != nil {
+			return err
+		}
+		v.Limit = limit
+		used, ok, err := takeUnit(tx, a.WorkspaceID, p, limit)
 		if err != nil {
 			return err
 		}
@@ -324,4 +329,23 @@ func checkPeriod(p tenants.Period) error {
 
 func dedupeKeyTooLong() error {
 	return tenants.Errorf(tenants.CodeInvalid, "dedupe key is longer than %d bytes: pass a short hash, never the payload", maxDedupeKeyLen)
+}
+
+// currentLimit is the admission's limit, unless the workspace row changed
+// after the version the caller read it with: then the row's plan decides, so
+// a plan change applies on the next push even where the caller's copy is cached.
+func currentLimit(tx *gorm.DB, a tenants.Admission) (int64, error) {
+	var row struct {
+		Plan       string     `gorm:"column:plan"`
+		QuotaLimit *int64     `gorm:"column:quota_limit"`
+		ChangedAt  *time.Time `gorm:"column:changed_at"`
+	}
+	res := tx.Raw("SELECT plan, quota_limit, changed_at FROM workspaces WHERE id = ?", a.WorkspaceID).Scan(&row)
+	if res.Error != nil {
+		return 0, res.Error
+	}
+	if res.RowsAffected == 0 || row.ChangedAt == nil || row.ChangedAt.UnixMilli() <= a.LimitVersion.UnixMilli() {
+		return a.Limit, nil
+	}
+	return tenants.PlanLimit(tenants.Plan(row.Plan), row.QuotaLimit), nil
 }

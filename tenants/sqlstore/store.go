@@ -18,17 +18,18 @@ var _ tenants.Store = (*DB)(nil)
 const maxAuditEntries = 1000
 
 type workspaceRow struct {
-	ID           string    `gorm:"column:id;primaryKey"`
-	Name         string    `gorm:"column:name"`
-	ContactEmail string    `gorm:"column:contact_email"`
-	Region       string    `gorm:"column:region"`
-	Plan         string    `gorm:"column:plan"`
-	QuotaLimit   *int64    `gorm:"column:quota_limit"`
-	Status       string    `gorm:"column:status"`
-	ServerID     string    `gorm:"column:server_id"`
-	Privacy      string    `gorm:"column:privacy"`
-	CreatedAt    time.Time `gorm:"column:created_at"`
-	UpdatedAt    time.Time `gorm:"column:updated_at"`
+	ID           string     `gorm:"column:id;primaryKey"`
+	Name         string     `gorm:"column:name"`
+	ContactEmail string     `gorm:"column:contact_email"`
+	Region       string     `gorm:"column:region"`
+	Plan         string     `gorm:"column:plan"`
+	QuotaLimit   *int64     `gorm:"column:quota_limit"`
+	Status       string     `gorm:"column:status"`
+	ServerID     string     `gorm:"column:server_id"`
+	Privacy      string     `gorm:"column:privacy"`
+	CreatedAt    time.Time  `gorm:"column:created_at"`
+	UpdatedAt    time.Time  `gorm:"column:updated_at"`
+	ChangedAt    *time.Time `gorm:"column:changed_at"`
 }
 
 func (workspaceRow) TableName() string { return "workspaces" }
@@ -38,7 +39,7 @@ func toWorkspaceRow(ws *tenants.Workspace) workspaceRow {
 		ID: ws.ID, Name: ws.Name, ContactEmail: ws.ContactEmail, Region: ws.Region,
 		Plan: string(ws.Plan), QuotaLimit: ws.QuotaLimit, Status: string(ws.Status),
 		ServerID: ws.ServerID, Privacy: string(ws.Privacy),
-		CreatedAt: dbTime(ws.CreatedAt), UpdatedAt: dbTime(ws.UpdatedAt),
+		CreatedAt: dbTime(ws.CreatedAt), UpdatedAt: dbTime(ws.UpdatedAt), ChangedAt: dbTimePtr(&ws.ChangedAt),
 	}
 }
 
@@ -47,8 +48,15 @@ func (r *workspaceRow) workspace() *tenants.Workspace {
 		ID: r.ID, Name: r.Name, ContactEmail: r.ContactEmail, Region: r.Region,
 		Plan: tenants.Plan(r.Plan), QuotaLimit: r.QuotaLimit, Status: tenants.Status(r.Status),
 		ServerID: r.ServerID, Privacy: tenants.Privacy(r.Privacy),
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), ChangedAt: r.changedAt(),
 	}
+}
+
+func (r *workspaceRow) changedAt() time.Time {
+	if r.ChangedAt == nil {
+		return r.UpdatedAt.UTC()
+	}
+	return r.ChangedAt.UTC()
 }
 
 type tokenRow struct {
@@ -181,7 +189,10 @@ func (db *DB) CreateWorkspace(ctx context.Context, ws *tenants.Workspace, cred t
 	if ws.UpdatedAt.IsZero() {
 		ws.UpdatedAt = ws.CreatedAt
 	}
-	ws.CreatedAt, ws.UpdatedAt = dbTime(ws.CreatedAt), dbTime(ws.UpdatedAt)
+	if ws.ChangedAt.IsZero() {
+		ws.ChangedAt = ws.UpdatedAt
+	}
+	ws.CreatedAt, ws.UpdatedAt, ws.ChangedAt = dbTime(ws.CreatedAt), dbTime(ws.UpdatedAt), dbTime(ws.ChangedAt)
 	if ws.Plan == "" {
 		ws.Plan = tenants.PlanFree
 	}
