@@ -135,7 +135,7 @@ func (m *httpMetrics) instrument(next http.Handler) http.Handler {
 		defer func() {
 			m.inflight.Dec()
 			route := routePattern(r)
-			m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.code)).Inc()
+			m.requests.WithLabelValues(route, r.Method, statusLabel(sw.code)).Inc()
 			m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(sw, r)
@@ -171,3 +171,32 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// statusLabel renders a status code as a metric label without allocating for the common ones.
+func statusLabel(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 201:
+		return "201"
+	case 400:
+		return "400"
+	case 401:
+		return "401"
+	case 403:
+		return "403"
+	case 404:
+		return "404"
+	case 406:
+		return "406"
+	case 421:
+		return "421"
+	case 422:
+		return "422"
+	case 429:
+		return "429"
+	case 503:
+		return "503"
+	}
+	return strconv.Itoa(code)
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -183,6 +182,6 @@ func newPushMetrics(reg prometheus.Registerer) *pushMetrics {
 }
 
 func (m *pushMetrics) observe(protocol, outcome string, status int, start time.Time) {
-	m.requests.WithLabelValues(protocol, outcome, strconv.Itoa(status)).Inc()
+	m.requests.WithLabelValues(protocol, outcome, statusLabel(status)).Inc()
 	m.duration.WithLabelValues(protocol).Observe(time.Since(start).Seconds())
 }

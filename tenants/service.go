@@ -376,6 +376,12 @@ func (s *Service) CanSend(ctx context.Context, p *Principal) error {
 		return &Error{Code: CodeForbidden, Reason: "suspended",
 			Message: "workspace " + p.Workspace.ID + " is suspended; nothing is sent until it is resumed: contact pushgate support"}
 	}
+	// The common case, checked without building a TermsState: this is the push hot path.
+	if p.Consent != nil {
+		if terms, err := s.CurrentTerms(ctx); err == nil && p.Consent.TermsVersion == terms.Version {
+			return nil
+		}
+	}
 	st, err := s.TermsState(ctx, p)
 	if err != nil {
 		return err
