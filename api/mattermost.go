@@ -30,25 +30,14 @@ var (
 )
 
 // mmStatus is the one place that maps error codes to Mattermost HTTP
-// statuses: the body is always a FAIL PushResponse.
+// statuses: those of the JSON APIs, except that a push the provider refused
+// is a FAIL with 200, as the reference proxy answers. The body is always a
+// FAIL PushResponse.
 func mmStatus(code tenants.Code) int {
-	switch code {
-	case tenants.CodeInvalid:
-		return http.StatusBadRequest
-	case tenants.CodeUnauthorized:
-		return http.StatusUnauthorized
-	case tenants.CodeForbidden:
-		return http.StatusForbidden
-	case tenants.CodeMisdirected:
-		return http.StatusMisdirectedRequest
-	case tenants.CodeQuotaExceeded, tenants.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case tenants.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	case tenants.CodeInternal:
-		return http.StatusInternalServerError
+	if code == tenants.CodeUndeliverable {
+		return http.StatusOK
 	}
-	return http.StatusOK // a failed delivery: FAIL with 200, as the reference proxy answers
+	return apiStatus(code)
 }
 
 func writeMM(w http.ResponseWriter, status int, body []byte) {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -303,16 +302,6 @@ func (c *config) validate() error {
 		return bad("sandbox_listen", "expected HOST:PORT, got %q", c.SandboxListen)
 	}
 	return nil
-}
-
-// regionList renders the known regions for messages, sorted.
-func (c *config) regionList() string {
-	var out []string
-	for r, u := range c.regions {
-		out = append(out, r+"="+u)
-	}
-	sort.Strings(out)
-	return strings.Join(out, ",")
 }
 
 func checkHTTPURL(raw string) error {

@@ -13,7 +13,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -232,13 +231,4 @@ func mustDo(t testing.TB, c *http.Client, method, url string, header map[string]
 		t.Fatal(err)
 	}
 	return rawResponse{status: resp.StatusCode, header: resp.Header, body: string(b)}
-}
-
-func writeFile(t testing.TB, dir, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
