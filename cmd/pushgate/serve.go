@@ -71,6 +71,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		cleanup.add(func() { _ = rdb.Close() })
 		ready = append(ready, api.Checker{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 		rq = redisquota.New(rdb, redisquota.Options{Policy: cfg.quotaPolicy, Log: log.With("component", "quota"), Registerer: reg})
+		cleanup.add(rq.Close)
 		limits = rq
 	}
 

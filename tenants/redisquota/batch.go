@@ -2,7 +2,6 @@ package redisquota
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,39 +25,59 @@ type admitCall struct {
 	// caller gives up first (callAbandoned): an abandoned call is never sent,
 	// so a caller that fell back to counting locally is not counted twice.
 	state atomic.Int32
-	keys  []string
-	args  []any
-	res   []int64
-	err   error
-	done  chan struct{}
+	// cmd is the call's EVALSHA, encoded by the caller.
+	cmd  []byte
+	res  [3]int64
+	n    int
+	err  error
+	done chan struct{}
 }
 
 // batcher sends the admissions that wait at the same moment to Redis in one
-// pipeline: one write and one read for many pushes instead of one each, which
-// is where a Redis round trip spends most of its CPU. Nothing waits to fill a
-// batch: the first caller sends at once and whoever arrives meanwhile goes in
-// the next one, so a lone push pays exactly one round trip as before. There
-// is no long-lived goroutine: the caller that finds no batch in flight starts
-// one that sends until the queue is empty. Callers wait at most the timeout.
+// pipeline on its own connection: one write and one read for many pushes
+// instead of one each, which is where a Redis round trip spends most of its
+// CPU. Nothing waits to fill a batch: the first caller sends at once and
+// whoever arrives meanwhile goes in the next one, so a lone push pays exactly
+// one round trip. There is no long-lived goroutine: the caller that finds no
+// batch in flight starts one that sends until the queue is empty. A batch
+// takes at most the timeout, and when it fails so do the calls queued behind
+// it, so no caller waits much longer than the timeout.
 type batcher struct {
-	rdb     redis.UniversalClient
+	opt     *redis.Options
 	timeout time.Duration
+	// load loads the admit script after Redis answered NOSCRIPT.
+	load func(context.Context) error
 
 	mu      sync.Mutex
 	queue   []*admitCall
 	sending bool
+	closed  bool
 	calls   sync.Pool
+	// conn belongs to whichever goroutine is sending (sending is true); nil until dialled and after a failure.
+	conn *respConn
 }
 
-// admit runs the admit script for keys and args within the batch it joins.
-func (b *batcher) admit(ctx context.Context, keys []string, args []any) ([]int64, error) {
-	c, _ := b.calls.Get().(*admitCall)
-	if c == nil {
-		c = &admitCall{done: make(chan struct{}, 1)}
-	}
-	c.keys, c.args, c.res, c.err = keys, args, nil, nil
+func newBatcher(opt *redis.Options, timeout time.Duration, load func(context.Context) error) *batcher {
+	return &batcher{opt: opt, timeout: timeout, load: load,
+		calls: sync.Pool{New: func() any { return &admitCall{done: make(chan struct{}, 1)} }}}
+}
+
+// call returns an admitCall to encode an admission into.
+func (b *batcher) call() *admitCall {
+	c := b.calls.Get().(*admitCall)
+	c.cmd, c.n, c.err = c.cmd[:0], 0, nil
 	c.state.Store(callWaiting)
+	return c
+}
+
+// admit sends c within the batch it joins and returns the script's answer;
+// c goes back to the pool.
+func (b *batcher) admit(ctx context.Context, c *admitCall) ([3]int64, int, error) {
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return [3]int64{}, 0, redis.ErrClosed
+	}
 	b.queue = append(b.queue, c)
 	lead := !b.sending
 	b.sending = true
@@ -66,30 +85,25 @@ func (b *batcher) admit(ctx context.Context, keys []string, args []any) ([]int64
 	if lead {
 		go b.send()
 	}
-	wait := time.NewTimer(b.timeout)
-	defer wait.Stop()
-	var gaveUp error
 	select {
 	case <-c.done:
 		return b.result(c)
 	case <-ctx.Done():
-		gaveUp = ctx.Err()
-	case <-wait.C:
-		gaveUp = context.DeadlineExceeded
 	}
 	if c.state.CompareAndSwap(callWaiting, callAbandoned) {
-		return nil, gaveUp // never sent; the call is dropped by its batch
+		return [3]int64{}, 0, ctx.Err() // never sent; its batch drops it
 	}
-	// Already sent: its answer decides, and the batch's own timeout bounds the wait.
+	// Already sent: its answer decides, and the batch's deadline bounds the wait.
 	<-c.done
 	return b.result(c)
 }
 
-func (b *batcher) result(c *admitCall) ([]int64, error) {
-	res, err := c.res, c.err
-	c.keys, c.args, c.res = nil, nil, nil
-	b.calls.Put(c)
-	return res, err
+func (b *batcher) result(c *admitCall) ([3]int64, int, error) {
+	res, n, err := c.res, c.n, c.err
+	if cap(c.cmd) <= 4<<10 {
+		b.calls.Put(c)
+	}
+	return res, n, err
 }
 
 // send flushes batches until the queue is empty.
@@ -116,49 +130,117 @@ func (b *batcher) sendOne() bool {
 			live = append(live, c)
 		}
 	}
+	var err error
 	if len(live) > 0 {
-		b.exec(live)
+		err = b.exec(live)
 	}
 
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	var failed []*admitCall
+	if err != nil {
+		// Redis just failed: the calls queued meanwhile fail at once instead of
+		// waiting a timeout each; the store then follows its outage policy.
+		failed, b.queue = b.queue, nil
+	}
 	more := len(b.queue) > 0
 	b.sending = more
+	if !more && b.closed && b.conn != nil {
+		b.conn.close()
+		b.conn = nil
+	}
+	b.mu.Unlock()
+	for _, c := range failed {
+		if c.state.CompareAndSwap(callWaiting, callTaken) {
+			c.err = err
+			c.done <- struct{}{}
+		}
+	}
 	return more
 }
 
-// exec runs one pipeline of EVALSHAs, loading the script once if Redis lost it.
-func (b *batcher) exec(batch []*admitCall) {
-	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
-	defer cancel()
-	cmds := b.pipeline(ctx, batch)
-	if noScript(cmds) {
-		if err := admitScript.Load(ctx, b.rdb).Err(); err == nil {
-			cmds = b.pipeline(ctx, batch)
+// exec runs one pipeline of EVALSHAs and answers every call in it. After a
+// NOSCRIPT answer it loads the script and sends again only the calls that got
+// one, so no admission runs twice. It returns the error that broke the
+// connection, if any.
+func (b *batcher) exec(batch []*admitCall) error {
+	deadline := time.Now().Add(b.timeout)
+	err := b.pipeline(batch, deadline)
+	if err == nil {
+		var again []*admitCall
+		for _, c := range batch {
+			if e, ok := c.err.(redisError); ok && e.noScript() {
+				again = append(again, c)
+			}
+		}
+		if len(again) > 0 {
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			if lerr := b.load(ctx); lerr == nil {
+				err = b.pipeline(again, deadline)
+			}
+			cancel()
 		}
 	}
-	for i, c := range batch {
-		c.res, c.err = cmds[i].Int64Slice()
+	for _, c := range batch {
 		c.done <- struct{}{}
 	}
+	return err
 }
 
-func (b *batcher) pipeline(ctx context.Context, batch []*admitCall) []*redis.Cmd {
-	cmds := make([]*redis.Cmd, len(batch))
-	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, c := range batch {
-			cmds[i] = admitScript.EvalSha(ctx, p, c.keys, c.args...)
+// pipeline writes the batch's commands and reads their answers into the
+// calls; on a connection error every unanswered call gets it.
+func (b *batcher) pipeline(batch []*admitCall, deadline time.Time) error {
+	for _, c := range batch {
+		c.err = nil
+	}
+	answered := 0
+	err := func() error {
+		if b.conn == nil {
+			rc, err := dialRESP(context.Background(), b.opt, time.Until(deadline))
+			if err != nil {
+				return err
+			}
+			b.conn = rc
+		}
+		rc := b.conn
+		if err := rc.c.SetDeadline(deadline); err != nil {
+			return err
+		}
+		rc.out = rc.out[:0]
+		for _, c := range batch {
+			rc.out = append(rc.out, c.cmd...)
+		}
+		if err := rc.flush(); err != nil {
+			return err
+		}
+		for _, c := range batch {
+			n, err := rc.readInts(c.res[:])
+			if _, ok := err.(redisError); err != nil && !ok {
+				return err
+			}
+			c.n, c.err = n, err
+			answered++
 		}
 		return nil
-	})
-	return cmds
-}
-
-func noScript(cmds []*redis.Cmd) bool {
-	for _, c := range cmds {
-		if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			return true
+	}()
+	if err != nil {
+		if b.conn != nil {
+			b.conn.close()
+			b.conn = nil
+		}
+		for _, c := range batch[answered:] {
+			c.err = err
 		}
 	}
-	return false
+	return err
+}
+
+// close stops new admissions and closes the connection once the batch in flight is done.
+func (b *batcher) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if !b.sending && b.conn != nil {
+		b.conn.close()
+		b.conn = nil
+	}
 }

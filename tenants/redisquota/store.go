@@ -157,7 +157,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		instance: hex.EncodeToString(id[:]),
 		kick:     make(chan struct{}, 1),
 	}
-	s.batch = &batcher{rdb: rdb, timeout: opts.Timeout}
+	if c, ok := rdb.(*redis.Client); ok {
+		s.batch = newBatcher(c.Options(), opts.Timeout, func(ctx context.Context) error { return admitScript.Load(ctx, rdb).Err() })
+	}
 	s.seen.m = make(map[wsPeriod]*atomic.Int64)
 	s.local.init()
 	return s
@@ -173,25 +175,27 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 	if s.breakerOpen() {
 		return s.admitLocally(a, at, p, errBreakerOpen)
 	}
-	nk := 1
-	if a.DedupeKey != "" {
-		nk += bucketsChecked
-	}
-	keys, field, off := s.keys(a.WorkspaceID, p, at, nk, a.DedupeKey)
-	args := []any{a.Limit, dayField(at, 's'), monthTTL(p, at).Milliseconds(), field, off, bucketTTL(off), versionMillis(a.LimitVersion)}
-	var res []int64
+	var res [3]int64
+	var n int
 	var err error
-	if s.deadlines {
-		// Pipelined with concurrent admissions; the batch's deadline bounds every wait.
-		res, err = s.batch.admit(ctx, keys, args)
+	if s.batch != nil {
+		// Pipelined with concurrent admissions on the store's own connection.
+		c := s.batch.call()
+		c.cmd = s.appendAdmit(c.cmd, &a, at, p)
+		res, n, err = s.batch.admit(ctx, c)
 	} else {
-		err = s.call(ctx, func(ctx context.Context) (err error) {
-			res, err = admitScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+		keys, args := s.admitKeysArgs(&a, at, p)
+		err = s.call(ctx, func(ctx context.Context) error {
+			all, err := admitScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+			n = copy(res[:], all)
+			if err == nil && len(all) > len(res) {
+				n = len(all)
+			}
 			return err
 		})
 	}
-	if err == nil && len(res) != 2 && len(res) != 3 {
-		err = fmt.Errorf("admit script answered %v", res)
+	if err == nil && n != 2 && n != 3 {
+		err = fmt.Errorf("admit script answered %v", res[:min(n, len(res))])
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -202,7 +206,7 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 	}
 	s.redisAnswered()
 	v := tenants.Verdict{Used: res[1], Limit: a.Limit}
-	if len(res) == 3 {
+	if n == 3 {
 		v.Limit = res[2] // a limit published since the caller's copy wins
 	}
 	switch res[0] {
@@ -223,6 +227,26 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 		s.local.forget(k)
 	}
 	return v, nil
+}
+
+// admitArgc is the number of arguments (ARGV) of the admit script.
+const admitArgc = 7
+
+// admitKeysArgs returns the admit script's keys and arguments for go-redis; appendAdmit encodes the same.
+func (s *Store) admitKeysArgs(a *tenants.Admission, at time.Time, p tenants.Period) ([]string, []any) {
+	nk := 1
+	if a.DedupeKey != "" {
+		nk += bucketsChecked
+	}
+	keys, field, off := s.keys(a.WorkspaceID, p, at, nk, a.DedupeKey)
+	return keys, []any{a.Limit, dayField(at, 's'), monthTTL(p, at).Milliseconds(), field, off, bucketTTL(off), versionMillis(a.LimitVersion)}
+}
+
+// Close closes the store's own connection (the client passed to New stays open).
+func (s *Store) Close() {
+	if s.batch != nil {
+		s.batch.close()
+	}
 }
 
 // Settle counts an outcome of an admitted notification and keeps its key as
@@ -457,8 +481,13 @@ func bucketOf(at time.Time) (int64, int64) {
 
 // dayField names the hash field of at's day for kind s(ent), d(ead), f(ailed) or a(cked).
 func dayField(at time.Time, kind byte) string {
+	f := dayFieldBytes(at, kind)
+	return string(f[:])
+}
+
+func dayFieldBytes(at time.Time, kind byte) [3]byte {
 	d := at.Day()
-	return string([]byte{byte('0' + d/10), byte('0' + d%10), kind})
+	return [3]byte{byte('0' + d/10), byte('0' + d%10), kind}
 }
 
 // monthTTL keeps a month hash until monthGrace after the month ends, seen from at.

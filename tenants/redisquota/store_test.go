@@ -27,28 +27,26 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	// A *redis.Client: admissions are pipelined on the store's own connection.
+	t.Run("pipelined admissions", func(t *testing.T) {
+		quotatest.Run(t, func(t *testing.T) tenants.QuotaStore {
+			rdb, prefix := storetest.Redis(t)
+			s := redisquota.New(rdb, redisquota.Options{Prefix: prefix})
+			t.Cleanup(s.Close)
+			return s
+		})
+	})
+	// Any other client (a cluster, a ring): one go-redis call per admission.
 	t.Run("one call per admission", func(t *testing.T) {
 		quotatest.Run(t, func(t *testing.T) tenants.QuotaStore {
 			rdb, prefix := storetest.Redis(t)
-			return redisquota.New(rdb, redisquota.Options{Prefix: prefix})
-		})
-	})
-	// A client that follows context deadlines (as serve configures it) lets
-	// concurrent admissions share pipelines; the semantics must not change.
-	t.Run("pipelined admissions", func(t *testing.T) {
-		quotatest.Run(t, func(t *testing.T) tenants.QuotaStore {
-			_, prefix := storetest.Redis(t)
-			opt, err := redis.ParseURL(storetest.RedisURL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			opt.ContextTimeoutEnabled = true
-			rdb := redis.NewClient(opt)
-			t.Cleanup(func() { rdb.Close() })
-			return redisquota.New(rdb, redisquota.Options{Prefix: prefix})
+			return redisquota.New(otherClient{rdb}, redisquota.Options{Prefix: prefix})
 		})
 	})
 }
+
+// otherClient is a client that is not a *redis.Client.
+type otherClient struct{ *redis.Client }
 
 // pushKey is a dedupe key as the push handlers make it: 16 characters of a hash.
 func pushKey(i int) string {
@@ -56,45 +54,146 @@ func pushKey(i int) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
-// commandCounter counts the commands a client sends, pipelines included.
-type commandCounter struct{ n atomic.Int64 }
+// commandCounter counts the EVALSHA commands written on the connections of
+// a client (its pool and the store's own), pipelines included.
+type commandCounter struct {
+	n atomic.Int64
+}
 
-func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.n.Add(1)
-		return next(ctx, cmd)
+// dialer wraps dial so that every connection counts what it writes.
+func (c *commandCounter) dialer(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: conn, counter: c}, nil
 	}
 }
 
-func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.n.Add(int64(len(cmds)))
-		return next(ctx, cmds)
+type countingConn struct {
+	net.Conn
+	counter *commandCounter
+	mu      sync.Mutex
+	pending []byte
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.pending = append(c.pending, p...)
+	for {
+		args, rest, ok := redisquota.ScanCommand(c.pending)
+		if !ok {
+			break
+		}
+		if strings.EqualFold(args[0], "EVALSHA") {
+			c.counter.n.Add(1)
+		}
+		c.pending = rest
 	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
 }
 
 func TestAdmitIsOneRoundTrip(t *testing.T) {
+	for name, wrap := range map[string]func(*redis.Client) redis.UniversalClient{
+		"pipelined":    func(c *redis.Client) redis.UniversalClient { return c },
+		"one per call": func(c *redis.Client) redis.UniversalClient { return otherClient{c} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, prefix := storetest.Redis(t)
+			opt, err := redis.ParseURL(storetest.RedisURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var counter commandCounter
+			opt.Dialer = counter.dialer((&net.Dialer{}).DialContext)
+			rdb := redis.NewClient(opt)
+			t.Cleanup(func() { rdb.Close() })
+			s := redisquota.New(wrap(rdb), redisquota.Options{Prefix: prefix})
+			t.Cleanup(s.Close)
+			ctx := context.Background()
+			at := time.Now().UTC()
+			// The first call may load the script (EVALSHA, SCRIPT LOAD, EVALSHA).
+			if _, err := s.Admit(ctx, tenants.Admission{WorkspaceID: "ws-rt", Limit: 1000, DedupeKey: pushKey(0), At: at}); err != nil {
+				t.Fatal(err)
+			}
+			before := counter.n.Load()
+			const n = 50
+			for i := 1; i <= n; i++ {
+				if _, err := s.Admit(ctx, tenants.Admission{WorkspaceID: "ws-rt", Limit: 1000, DedupeKey: pushKey(i % 10), At: at}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := counter.n.Load() - before; got != n {
+				t.Fatalf("%d admissions sent %d EVALSHA, want one each", n, got)
+			}
+		})
+	}
+}
+
+// TestPipelineRecovers: a flushed script is loaded again and a dropped
+// connection is dialled again, and neither runs an admission twice.
+func TestPipelineRecovers(t *testing.T) {
 	rdb, prefix := storetest.Redis(t)
-	var counter commandCounter
-	rdb.AddHook(&counter)
-	s := redisquota.New(rdb, redisquota.Options{Prefix: prefix})
+	clock := time.Now()
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	s := redisquota.New(rdb, redisquota.Options{Prefix: prefix, Now: now})
+	t.Cleanup(s.Close)
 	ctx := context.Background()
 	at := time.Now().UTC()
-	// The first call may load the script (EVALSHA, then EVAL once).
-	if _, err := s.Admit(ctx, tenants.Admission{WorkspaceID: "ws-rt", Limit: 1000, DedupeKey: pushKey(0), At: at}); err != nil {
+	admitMany := func(from, n int) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for i := from; i < from+n; i++ {
+			wg.Go(func() {
+				v, err := s.Admit(ctx, tenants.Admission{WorkspaceID: "ws-rec", Limit: 1000, DedupeKey: pushKey(i), At: at})
+				if err != nil || v.Decision != tenants.Admitted {
+					t.Errorf("Admit %d = %v, %v", i, v.Decision, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	admitMany(0, 10)
+
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	before := counter.n.Load()
-	const n = 50
-	for i := 1; i <= n; i++ {
-		if _, err := s.Admit(ctx, tenants.Admission{WorkspaceID: "ws-rt", Limit: 1000, DedupeKey: pushKey(i % 10), At: at}); err != nil {
-			t.Fatal(err)
+	admitMany(10, 40)
+	if u, err := s.Usage(ctx, "ws-rec", tenants.PeriodOf(at)); err != nil || u.Used != 50 {
+		t.Fatalf("used = %d (%v) after the script was flushed, want 50", u.Used, err)
+	}
+
+	// Kill the store's connection (it names itself), then let the breaker close.
+	list, err := rdb.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, " name=pushgate-quota ") {
+			for _, f := range strings.Fields(line) {
+				if id, ok := strings.CutPrefix(f, "id="); ok {
+					if err := rdb.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err == nil {
+						killed++
+					}
+				}
+			}
 		}
 	}
-	if got := counter.n.Load() - before; got != n {
-		t.Fatalf("%d admissions sent %d commands, want one each", n, got)
+	if killed == 0 {
+		t.Fatalf("no connection named pushgate-quota in CLIENT LIST:\n%s", list)
+	}
+	// The first admission may find the connection dead and count locally.
+	_, _ = s.Admit(ctx, tenants.Admission{WorkspaceID: "ws-other", Limit: 1000, At: at})
+	mu.Lock()
+	clock = clock.Add(2 * time.Second)
+	mu.Unlock()
+	admitMany(50, 10)
+	if u, err := s.Usage(ctx, "ws-rec", tenants.PeriodOf(at)); err != nil || u.Used != 60 {
+		t.Fatalf("used = %d (%v) after the connection was dropped, want 60", u.Used, err)
 	}
 }
 
@@ -425,7 +524,8 @@ func testOutage(t *testing.T, deadlines bool) {
 }
 
 // BenchmarkAdmit admits distinct notifications (the common case) against
-// the test Redis, with and without ContextTimeoutEnabled on the client.
+// the test Redis: pipelined on the store's own connection (a *redis.Client,
+// as serve uses) and through go-redis one call each (any other client).
 func BenchmarkAdmit(b *testing.B) {
 	keys := make([]string, 1<<18)
 	for i := range keys {
@@ -433,13 +533,14 @@ func BenchmarkAdmit(b *testing.B) {
 	}
 	at := time.Now().UTC()
 	ctx := context.Background()
-	for _, deadlines := range []bool{true, false} {
+	for _, path := range []string{"pipelined", "go-redis"} {
 		rdb, prefix := storetest.Redis(b)
-		opt := *rdb.Options()
-		opt.ContextTimeoutEnabled = deadlines
-		client := redis.NewClient(&opt)
-		b.Cleanup(func() { client.Close() })
+		var client redis.UniversalClient = rdb
+		if path == "go-redis" {
+			client = otherClient{rdb}
+		}
 		s := redisquota.New(client, redisquota.Options{Prefix: prefix})
+		b.Cleanup(s.Close)
 		var n atomic.Int64
 		admit := func(b *testing.B, ws string) {
 			i := int(n.Add(1))
@@ -451,13 +552,13 @@ func BenchmarkAdmit(b *testing.B) {
 				b.Fatalf("a distinct notification was %s", v.Decision)
 			}
 		}
-		b.Run(fmt.Sprintf("serial/ContextTimeoutEnabled=%v", deadlines), func(b *testing.B) {
+		b.Run("serial/"+path, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				admit(b, "ws-bench")
 			}
 		})
-		b.Run(fmt.Sprintf("parallel/ContextTimeoutEnabled=%v", deadlines), func(b *testing.B) {
+		b.Run("parallel/"+path, func(b *testing.B) {
 			b.ReportAllocs()
 			var w atomic.Int64
 			b.RunParallel(func(pb *testing.PB) {

@@ -1,0 +1,4 @@
+package redisquota
+
+// ScanCommand lets the external tests count what a client writes.
+var ScanCommand = scanCommand
