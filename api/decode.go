@@ -110,7 +110,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	if r.ContentLength > maxBodyBytes {
 		return nil, tooLarge(r.ContentLength)
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := readAll(r.Body, r.ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -122,6 +122,30 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, err
 	}
 	return body, nil
+}
+
+// readAll reads r whole into one allocation when its size is known (as
+// chat servers send it), where io.ReadAll grows its buffer three times for a
+// typical push.
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	if size < 0 || size > maxBodyBytes {
+		return io.ReadAll(r)
+	}
+	// One byte more, so that the read that reports the end has room.
+	b := make([]byte, 0, size+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than announced: let append grow it
+		}
+	}
 }
 
 // tooLarge is the error for a body over maxBodyBytes; size is -1 when unknown.

@@ -15,8 +15,8 @@ var errSlowPath = errors.New("mattermost push: not on the fast path")
 
 // DecodeMattermost decodes a send_push body. Bodies of the shape real
 // servers send (one flat object, known fields of the right types, unknown
-// fields of any shape) take a scanner that allocates only the strings it
-// keeps; anything else goes through encoding/json, so results and errors
+// fields of any shape) take a scanner whose strings share one copy of the
+// body (only escaped ones are copied again); anything else goes through encoding/json, so results and errors
 // are exactly encoding/json's either way (a differential test checks it).
 func DecodeMattermost(body []byte, p *MattermostPush) error {
 	var fast MattermostPush
@@ -31,7 +31,9 @@ func DecodeMattermost(body []byte, p *MattermostPush) error {
 // mmScanner walks one JSON document.
 type mmScanner struct {
 	b []byte
-	i int
+	// str is b as a string: the decoded strings are slices of it.
+	str string
+	i   int
 }
 
 func (s *mmScanner) ws() {
@@ -54,7 +56,7 @@ func (s *mmScanner) peek() byte {
 }
 
 func decodeMattermostFast(body []byte, p *MattermostPush) error {
-	s := &mmScanner{b: body}
+	s := &mmScanner{b: body, str: string(body)}
 	if s.peek() != '{' {
 		return errSlowPath
 	}
@@ -254,11 +256,10 @@ func (s *mmScanner) number() (string, bool) {
 	if s.i == start {
 		return "", false
 	}
-	tok := s.b[start:s.i]
-	if !validNumber(tok) {
+	if !validNumber(s.b[start:s.i]) {
 		return "", false
 	}
-	return string(tok), true
+	return s.str[start:s.i], true
 }
 
 // rawString reads a string at the scanner, unescaping it; invalid UTF-8 and
@@ -270,12 +271,12 @@ func (s *mmScanner) rawString() (string, bool) {
 		c := s.b[s.i]
 		switch {
 		case c == '"':
-			raw := s.b[start:s.i]
+			raw := s.str[start:s.i]
 			s.i++
-			if !utf8.Valid(raw) {
+			if !utf8.ValidString(raw) {
 				return "", false
 			}
-			return string(raw), true
+			return raw, true
 		case c == '\\':
 			return s.escapedString(start)
 		case c < 0x20:
