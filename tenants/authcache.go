@@ -1,6 +1,7 @@
 package tenants
 
 import (
+	"crypto/sha256"
 	"sync"
 	"time"
 
@@ -17,7 +18,7 @@ type authCache struct {
 	flight singleflight.Group
 
 	mu      sync.RWMutex
-	entries map[string]authEntry // by token hash
+	entries map[[sha256.Size]byte]authEntry // by token digest
 
 	termsMu      sync.RWMutex
 	current      *Terms
@@ -31,12 +32,12 @@ type authEntry struct {
 }
 
 func newAuthCache(ttl time.Duration, max int) *authCache {
-	return &authCache{ttl: ttl, max: max, entries: make(map[string]authEntry)}
+	return &authCache{ttl: ttl, max: max, entries: make(map[[sha256.Size]byte]authEntry)}
 }
 
-func (c *authCache) get(hash string, now time.Time) (*Principal, error, bool) {
+func (c *authCache) get(digest [sha256.Size]byte, now time.Time) (*Principal, error, bool) {
 	c.mu.RLock()
-	e, ok := c.entries[hash]
+	e, ok := c.entries[digest]
 	c.mu.RUnlock()
 	if !ok || !now.Before(e.expires) {
 		return nil, nil, false
@@ -44,7 +45,7 @@ func (c *authCache) get(hash string, now time.Time) (*Principal, error, bool) {
 	return e.p, e.err, true
 }
 
-func (c *authCache) put(hash string, p *Principal, err error, now time.Time) {
+func (c *authCache) put(digest [sha256.Size]byte, p *Principal, err error, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.max {
@@ -59,7 +60,7 @@ func (c *authCache) put(hash string, p *Principal, err error, now time.Time) {
 			clear(c.entries)
 		}
 	}
-	c.entries[hash] = authEntry{p: p, err: err, expires: now.Add(c.ttl)}
+	c.entries[digest] = authEntry{p: p, err: err, expires: now.Add(c.ttl)}
 }
 
 // invalidateWorkspace forgets every cached token of a workspace; rotations

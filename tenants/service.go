@@ -3,6 +3,7 @@ package tenants
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/mail"
@@ -289,15 +290,16 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, e
 	if region != s.cfg.Region {
 		return nil, s.misdirected(region)
 	}
-	hash := HashToken(token)
+	digest := tokenDigest(token)
 	now := s.now()
-	if p, err, ok := s.cache.get(hash, now); ok {
+	if p, err, ok := s.cache.get(digest, now); ok {
 		return p, err
 	}
+	hash := hex.EncodeToString(digest[:]) // HashToken(token), the stored form
 	v, err, _ := s.cache.flight.Do(hash, func() (any, error) {
 		p, err := s.loadPrincipal(ctx, hash, now)
 		if err == nil || ErrorCode(err) == CodeUnauthorized {
-			s.cache.put(hash, p, err, now)
+			s.cache.put(digest, p, err, now)
 		}
 		return p, err
 	})

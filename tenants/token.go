@@ -43,17 +43,24 @@ func NewToken(region string) (string, error) {
 		}
 	}
 	body := b.String()
-	return body + checksum(body), nil
+	sum := checksum(body)
+	return body + string(sum[:]), nil
 }
 
-func checksum(s string) string {
-	sum := crc32.ChecksumIEEE([]byte(s))
-	out := make([]byte, tokenCheckLen)
+// checksum is the base62 CRC-32 (IEEE) of a token's body, computed over the
+// string itself: crc32.ChecksumIEEE would need a copy of it on the heap.
+func checksum(body string) [tokenCheckLen]byte {
+	sum := ^uint32(0)
+	for i := 0; i < len(body); i++ {
+		sum = crc32.IEEETable[byte(sum)^body[i]] ^ sum>>8
+	}
+	sum = ^sum
+	var out [tokenCheckLen]byte
 	for i := tokenCheckLen - 1; i >= 0; i-- {
 		out[i] = base62[sum%62]
 		sum /= 62
 	}
-	return string(out)
+	return out
 }
 
 // TokenRegion returns the region a well-formed token was issued in, and
@@ -68,8 +75,8 @@ func TokenRegion(token string) (string, bool) {
 			return "", false
 		}
 	}
-	body := token[:len(token)-tokenCheckLen]
-	if checksum(body) != token[len(token)-tokenCheckLen:] {
+	sum := checksum(token[:len(token)-tokenCheckLen])
+	if string(sum[:]) != token[len(token)-tokenCheckLen:] {
 		return "", false
 	}
 	return region, true
@@ -78,8 +85,15 @@ func TokenRegion(token string) (string, bool) {
 // HashToken returns the stored form of a token. Tokens carry 238 bits of
 // randomness, so a fast hash is enough; only the hash is ever stored.
 func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
+	sum := tokenDigest(token)
 	return hex.EncodeToString(sum[:])
+}
+
+// tokenDigest is the SHA-256 of a token, HashToken before hex; a
+// well-formed token is copied on the stack, so it costs no allocation.
+func tokenDigest(token string) [sha256.Size]byte {
+	var buf [TokenLen]byte
+	return sha256.Sum256(append(buf[:0], token...))
 }
 
 // SameHash compares two token hashes in constant time.
