@@ -233,6 +233,54 @@ func BenchmarkSendMattermost(b *testing.B) {
 	}
 }
 
+func BenchmarkSendRocketChat(b *testing.B) {
+	message := mustDecodeSample[RocketChatPush](b, "rocketchat-message.json")
+	for _, kind := range []string{KindAPNs, KindFCM} {
+		b.Run(kind, func(b *testing.B) {
+			a, _ := mustTestApp(b, kind, funcProvider(func(context.Context, *notification) Result { return delivered }), Options{}, nil)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if res := a.SendRocketChat(ctx, &message, false); res.Outcome != Delivered {
+						b.Errorf("got %+v", res)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkPrepare measures building a payload alone, as the API does before
+// the quota check: no retry loop, no metrics, no provider.
+func BenchmarkPrepare(b *testing.B) {
+	mm := mustDecodeSample[MattermostPush](b, "mattermost-message.json")
+	rc := mustDecodeSample[RocketChatPush](b, "rocketchat-message.json")
+	dialects := []struct {
+		name    string
+		prepare func(*App) (*Prepared, Result)
+	}{
+		{"mattermost", func(a *App) (*Prepared, Result) { return a.PrepareMattermost(&mm, false) }},
+		{"rocketchat", func(a *App) (*Prepared, Result) { return a.PrepareRocketChat(&rc, false) }},
+	}
+	for _, d := range dialects {
+		for _, kind := range []string{KindAPNs, KindFCM} {
+			b.Run(d.name+"/"+kind, func(b *testing.B) {
+				a, _ := mustTestApp(b, kind, funcProvider(func(context.Context, *notification) Result { return delivered }), Options{}, nil)
+				b.ReportAllocs()
+				for b.Loop() {
+					prep, res := d.prepare(a)
+					if prep == nil {
+						b.Fatalf("not prepared: %+v", res)
+					}
+					prep.Release()
+				}
+			})
+		}
+	}
+}
+
 // metricValue reads a counter or gauge.
 func metricValue(t testing.TB, m prometheus.Metric) float64 {
 	t.Helper()

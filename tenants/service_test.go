@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,17 +39,23 @@ var termsV1 = tenants.Terms{Version: "2026-11-01", URL: "https://gw.example/term
 func eachBackend(t *testing.T, f func(t *testing.T, db *sqlstore.DB)) {
 	for name, url := range map[string]string{"sqlite": storetest.SQLite(t), "postgres": storetest.Postgres(t)} {
 		t.Run(name, func(t *testing.T) {
-			db, err := sqlstore.Open(context.Background(), url, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if _, err := db.Migrate(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			f(t, db)
+			f(t, mustOpen(t, url))
 		})
 	}
+}
+
+// mustOpen opens and migrates the database at url, closing it when t ends.
+func mustOpen(t testing.TB, url string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
 
 func mustService(t *testing.T, db *sqlstore.DB, clk *clock, region string) *tenants.Service {
@@ -65,7 +72,7 @@ func mustService(t *testing.T, db *sqlstore.DB, clk *clock, region string) *tena
 	return svc
 }
 
-func mustRegister(t *testing.T, svc *tenants.Service, name string, accept bool) *tenants.Registration {
+func mustRegister(t testing.TB, svc *tenants.Service, name string, accept bool) *tenants.Registration {
 	t.Helper()
 	req := tenants.RegisterRequest{Name: name, ContactEmail: "admin@" + strings.ToLower(name) + ".example"}
 	if accept {
@@ -482,4 +489,92 @@ func TestChangesReachOtherReplicas(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
+}
+
+// BenchmarkAuthenticate measures what a push does with its token before the
+// quota check: "token" is the format check and hash alone, "cached" is the
+// hot path (Authenticate and CanSend with the token in the auth cache) and
+// "miss" goes to the store on every call.
+func BenchmarkAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	start := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
+	b.Run("token", func(b *testing.B) {
+		token, err := tenants.NewToken("us")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := tenants.TokenRegion(token); !ok {
+				b.Fatal("a fresh token is malformed")
+			}
+			tenants.HashToken(token)
+		}
+	})
+
+	b.Run("cached", func(b *testing.B) {
+		// A clock that stands still keeps the token and the terms cached.
+		svc, token := mustBenchService(b, storetest.SQLite(b), func() time.Time { return start })
+		send := func() error {
+			p, err := svc.Authenticate(ctx, token)
+			if err != nil {
+				return err
+			}
+			return svc.CanSend(ctx, p)
+		}
+		b.Run("serial", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := send(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := send(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	})
+
+	b.Run("miss", func(b *testing.B) {
+		for _, backend := range []struct{ name, url string }{
+			{"sqlite", storetest.SQLite(b)},
+			{"postgres", storetest.Postgres(b)},
+		} {
+			b.Run(backend.name, func(b *testing.B) {
+				// Every reading of this clock is past the cache TTL of the one before.
+				var ticks atomic.Int64
+				later := func() time.Time { return start.Add(time.Duration(ticks.Add(1)) * 2 * benchCacheTTL) }
+				svc, token := mustBenchService(b, backend.url, later)
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := svc.Authenticate(ctx, token); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	})
+}
+
+const benchCacheTTL = time.Minute
+
+// mustBenchService returns a service over a fresh database at url, with the
+// clock now, and the token of a workspace that accepted the terms.
+func mustBenchService(b *testing.B, url string, now func() time.Time) (*tenants.Service, string) {
+	b.Helper()
+	svc := tenants.NewService(mustOpen(b, url), tenants.Config{Region: "us", PublicURL: "https://us.gw.example",
+		Terms: termsV1, AuthCacheTTL: benchCacheTTL, Now: now})
+	if err := svc.PublishConfiguredTerms(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return svc, mustRegister(b, svc, "Bench", true).Token
 }
