@@ -9,14 +9,19 @@
 #   3 gateway-redis     through the gateway with Redis quotas, at saturation
 #   4 gateway-redis-half  the same at a fixed rate of half of run 3's figure
 #   5 direct-half       direct at that fixed rate; 4 minus 5 is the added latency
-# then prints one summary (`pushgate bench -summary`). Results, logs and the
-# summary go to bench-results/. Everything it starts is stopped on exit, its
-# database dropped and its Redis database flushed.
+# then prints one summary (`pushgate bench -summary`). With BENCH_SOAK set, a
+# sixth run follows, with its own section below that summary:
+#   6 gateway-redis-soak  run 4 for BENCH_SOAK instead of BENCH_DURATION, with the
+#                       gateway's RSS over the run and Redis's memory and keys
+#                       before and after: does anything grow with pushes?
+# Results, logs and the summary go to bench-results/. Everything it starts is
+# stopped on exit, its database dropped and its Redis database flushed.
 #
 # Settings (environment): BENCH_CONCURRENCY (64), BENCH_DURATION (20s),
 # BENCH_WARMUP (3s), BENCH_WORKSPACES (50), BENCH_REDIS_DB (9, flushed at start
 # and end: use a number nothing else uses), BENCH_OUT (bench-results),
-# BENCH_QUIET_WAIT (60: seconds in all to wait for a quiet machine before runs).
+# BENCH_QUIET_WAIT (60: seconds in all to wait for a quiet machine before runs),
+# BENCH_SOAK (unset: no soak; a Go duration such as 300s or 5m runs the soak).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -28,6 +33,7 @@ DURATION=${BENCH_DURATION:-20s}
 WARMUP=${BENCH_WARMUP:-3s}
 WORKSPACES=${BENCH_WORKSPACES:-50}
 REDIS_DB=${BENCH_REDIS_DB:-9}
+SOAK=${BENCH_SOAK:-}
 REDIS_PORT=6379
 PG_PORT=5432
 PG_USER=$(id -un)
@@ -37,6 +43,11 @@ REDIS_URL=redis://127.0.0.1:$REDIS_PORT/$REDIS_DB
 began=$(date +%s)
 say() { printf 'bench [+%ss]: %s\n' "$(($(date +%s) - began))" "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
+
+# Checked now rather than by pushgate bench after the other runs' minutes.
+if [ -n "$SOAK" ] && ! { [[ $SOAK =~ ^([0-9]+(\.[0-9]*)?(h|m|s|ms))+$ ]] && [[ $SOAK =~ [1-9] ]]; }; then
+  die "BENCH_SOAK=$SOAK: use a positive duration such as 300s or 5m"
+fi
 
 # Settings of the caller's shell must not leak into the processes under test.
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^PUSHGATE_' || true)
@@ -103,6 +114,12 @@ ready() { # PORT: GET /readyz answers 200
 
 json_number() { # FILE KEY: a top-level number of a report (written indented, one key a line)
   sed -n "s/^  \"$2\": \\([0-9.eE+-]*\\),\\{0,1\\}\$/\\1/p" "$1"
+}
+# json_inner FILE KEY: the first number under KEY one level down. Ask only for
+# keys of latency_ms and outcomes: those come before the sample maps, whose
+# keys are messages.
+json_inner() {
+  sed -n "s/^    \"$2\": \\([0-9.eE+-]*\\),\\{0,1\\}\$/\\1/p" "$1" | head -n 1
 }
 
 # --- build, services, output ------------------------------------------------
@@ -230,6 +247,33 @@ half=$(awk -v s="$sat" 'BEGIN { r = int(s / 2); if (r < 1) r = 1; print r }')
 bench gateway-redis-half -url "$REDIS_GW_URL" -tokens "$REDIS_GW_TOKENS" -pid "$REDIS_GW_PID" -rate "$half"
 bench direct-half --direct -apps-file "$APPS" -rate "$half"
 
+# --- soak (BENCH_SOAK) ----------------------------------------------------------
+# Hours of pushes through the same workspaces must not need more memory than
+# minutes do. Redis figures cover the whole instance, as above.
+if [ -n "$SOAK" ]; then
+  soak_mem0=$(redis_info memory used_memory) soak_keys0=$(redis DBSIZE)
+  # The later -duration wins over bench's own.
+  bench gateway-redis-soak -url "$REDIS_GW_URL" -tokens "$REDIS_GW_TOKENS" -pid "$REDIS_GW_PID" -rate "$half" -duration "$SOAK"
+  soak_mem1=$(redis_info memory used_memory) soak_keys1=$(redis DBSIZE)
+fi
+
+# soak_summary: the soak's section of the summary, from its JSON and its table
+# (which alone prints the RSS timeline, and only for a run of 2 minutes or more).
+soak_summary() {
+  local f=$OUT/gateway-redis-soak.json log=$OUT/logs/gateway-redis-soak.txt pushes not_ok
+  pushes=$(($(json_number "$f" requests) + $(json_number "$f" warmup_requests)))
+  not_ok=$(($(json_inner "$f" fail) + $(json_inner "$f" other) + $(json_number "$f" errors)))
+  echo "soak: gateway-redis at the fixed rate of $half/s for $SOAK after $WARMUP warm-up (BENCH_SOAK)"
+  awk -v r="$(json_number "$f" requests_per_s)" -v p50="$(json_inner "$f" p50)" -v p99="$(json_inner "$f" p99)" \
+    -v bad="$not_ok" -v n="$(json_number "$f" requests)" \
+    'BEGIN { printf "  %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d of %d requests not ok\n", r, p50, p99, bad, n }'
+  grep -E '^  (pid [0-9]+:|BEHIND SCHEDULE)' "$log" || true
+  grep '^  rss over the run:' "$log" || echo "  rss over the run: not shown for a soak shorter than 2 minutes"
+  awk -v a="$soak_mem0" -v b="$soak_mem1" -v n="$pushes" -v k0="$soak_keys0" -v k1="$soak_keys1" -v db="$REDIS_DB" \
+    'BEGIN { printf "  redis used_memory %d → %d bytes (%+d, %+.3f per push over %d pushes, warm-up included); keys in db %d: %d → %d\n",
+      a, b, b - a, (b - a) / (n > 0 ? n : 1), n, db, k0, k1 }'
+}
+
 # --- summary --------------------------------------------------------------------------
 {
   echo "pushgate make bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(git describe --tags --always --dirty 2>/dev/null || echo unknown)"
@@ -242,6 +286,10 @@ bench direct-half --direct -apps-file "$APPS" -rate "$half"
   echo
   "$BIN" bench -summary "$OUT/direct.json" "$OUT/gateway-sqlite.json" "$OUT/gateway-redis.json" \
     "$OUT/gateway-redis-half.json" "$OUT/direct-half.json"
+  if [ -n "$SOAK" ]; then
+    echo
+    soak_summary
+  fi
   echo
   echo "wall time of make bench: $(($(date +%s) - began)) s"
 } >"$OUT/summary.txt"

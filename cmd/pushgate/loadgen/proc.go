@@ -22,6 +22,44 @@ type ProcessUsage struct {
 	HWM int64
 	// Samples is how many RSS samples were taken.
 	Samples int
+	// Timeline is VmRSS at the first reading, about every 30 s after it, and at the last reading.
+	Timeline []RSSSample
+}
+
+// RSSSample is one VmRSS reading, At after the first.
+type RSSSample struct {
+	At  time.Duration
+	RSS int64 // bytes
+}
+
+// timelineEvery is the spacing of a timeline's samples.
+const timelineEvery = 30 * time.Second
+
+// rssTimeline keeps the first sample, the first at or after each multiple of
+// every, and the last, so that a long run's growth shows without keeping
+// every sample.
+type rssTimeline struct {
+	every   time.Duration
+	next    time.Duration // the next multiple of every to keep a sample at
+	samples []RSSSample
+}
+
+func (tl *rssTimeline) observe(at time.Duration, rss int64) {
+	if len(tl.samples) > 0 && at < tl.next {
+		return
+	}
+	tl.samples = append(tl.samples, RSSSample{At: at, RSS: rss})
+	// A stalled sampler skips the marks it missed rather than filling them late.
+	tl.next = (at/tl.every + 1) * tl.every
+}
+
+// last adds the last reading; it replaces a kept sample less than a second
+// before it (the mark at the end of the window), but never the first.
+func (tl *rssTimeline) last(at time.Duration, rss int64) {
+	if n := len(tl.samples); n > 1 && at-tl.samples[n-1].At < time.Second {
+		tl.samples = tl.samples[:n-1]
+	}
+	tl.samples = append(tl.samples, RSSSample{At: at, RSS: rss})
 }
 
 // ProcStat is the part of /proc/PID/stat and /proc/PID/status a benchmark reads.
@@ -126,14 +164,16 @@ var clockTicks = sync.OnceValue(func() int64 {
 
 // ProcessWatch samples a process's RSS until stopped.
 type ProcessWatch struct {
-	pid   int
-	start ProcStat
-	stop  chan struct{}
-	done  chan struct{}
+	pid     int
+	start   ProcStat
+	started time.Time
+	stop    chan struct{}
+	done    chan struct{}
 
-	peak    int64 // written by the sampler only until done is closed
-	samples int
-	err     error
+	peak     int64 // written by the sampler only until done is closed
+	samples  int
+	timeline rssTimeline
+	err      error
 }
 
 // WatchProcess reads pid's CPU time now and samples its RSS every interval.
@@ -142,7 +182,9 @@ func WatchProcess(pid int, every time.Duration) (*ProcessWatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &ProcessWatch{pid: pid, start: st, stop: make(chan struct{}), done: make(chan struct{}), peak: st.RSS, samples: 1}
+	w := &ProcessWatch{pid: pid, start: st, started: time.Now(), stop: make(chan struct{}), done: make(chan struct{}),
+		peak: st.RSS, samples: 1, timeline: rssTimeline{every: timelineEvery, samples: make([]RSSSample, 0, 16)}}
+	w.timeline.observe(0, st.RSS)
 	go w.sample(every)
 	return w, nil
 }
@@ -163,6 +205,7 @@ func (w *ProcessWatch) sample(every time.Duration) {
 			}
 			w.peak = max(w.peak, st.RSS)
 			w.samples++
+			w.timeline.observe(time.Since(w.started), st.RSS)
 		}
 	}
 }
@@ -178,12 +221,14 @@ func (w *ProcessWatch) Stop() (ProcessUsage, error) {
 	if err != nil {
 		return ProcessUsage{PID: w.pid}, err
 	}
+	w.timeline.last(time.Since(w.started), st.RSS)
 	return ProcessUsage{
-		PID:     w.pid,
-		CPU:     st.CPU - w.start.CPU,
-		PeakRSS: max(w.peak, st.RSS),
-		HWM:     st.HWM,
-		Samples: w.samples + 1,
+		PID:      w.pid,
+		CPU:      st.CPU - w.start.CPU,
+		PeakRSS:  max(w.peak, st.RSS),
+		HWM:      st.HWM,
+		Samples:  w.samples + 1,
+		Timeline: w.timeline.samples,
 	}, nil
 }
 

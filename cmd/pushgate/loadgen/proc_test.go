@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -63,8 +64,51 @@ func TestProc(t *testing.T) {
 		if u.PeakRSS < 32<<20 || u.HWM < u.PeakRSS || u.Samples < 5 {
 			t.Errorf("peak rss %d, hwm %d, %d samples; want ≥ 32 MiB, hwm ≥ peak, several samples", u.PeakRSS, u.HWM, u.Samples)
 		}
+		if n := len(u.Timeline); n != 2 || u.Timeline[0].At != 0 || u.Timeline[1].At < 300*time.Millisecond || u.Timeline[1].RSS < 32<<20 {
+			t.Errorf("timeline %v; want the first reading at 0 and the last, ≥ 32 MiB, after 300ms", u.Timeline)
+		}
 		if burn[0] == 0 {
 			t.Log("unreachable; keeps burn alive")
+		}
+	})
+
+	t.Run("the timeline keeps the first sample, one per interval and the last", func(t *testing.T) {
+		tl := rssTimeline{every: 30 * time.Second}
+		for at := time.Duration(0); at < 95*time.Second; at += 100 * time.Millisecond {
+			tl.observe(at+3*time.Millisecond, int64(at/time.Second))
+		}
+		tl.last(95050*time.Millisecond, 95)
+		want := []RSSSample{{3 * time.Millisecond, 0}, {30003 * time.Millisecond, 30}, {60003 * time.Millisecond, 60},
+			{90003 * time.Millisecond, 90}, {95050 * time.Millisecond, 95}}
+		if !slices.Equal(tl.samples, want) {
+			t.Errorf("samples %v\nwant %v", tl.samples, want)
+		}
+	})
+
+	t.Run("a stalled sampler skips the marks it missed", func(t *testing.T) {
+		tl := rssTimeline{every: 30 * time.Second}
+		for _, s := range []int{0, 10, 75, 89, 90} {
+			tl.observe(time.Duration(s)*time.Second, int64(s))
+		}
+		want := []RSSSample{{0, 0}, {75 * time.Second, 75}, {90 * time.Second, 90}}
+		if !slices.Equal(tl.samples, want) {
+			t.Errorf("samples %v\nwant %v", tl.samples, want)
+		}
+	})
+
+	t.Run("the last reading replaces a mark just before it, never the first", func(t *testing.T) {
+		tl := rssTimeline{every: 30 * time.Second}
+		tl.observe(0, 1)
+		tl.observe(30*time.Second, 2)
+		tl.last(30500*time.Millisecond, 3)
+		if want := []RSSSample{{0, 1}, {30500 * time.Millisecond, 3}}; !slices.Equal(tl.samples, want) {
+			t.Errorf("samples %v\nwant %v", tl.samples, want)
+		}
+		short := rssTimeline{every: 30 * time.Second}
+		short.observe(0, 1)
+		short.last(200*time.Millisecond, 2)
+		if want := []RSSSample{{0, 1}, {200 * time.Millisecond, 2}}; !slices.Equal(short.samples, want) {
+			t.Errorf("samples %v\nwant %v", short.samples, want)
 		}
 	})
 

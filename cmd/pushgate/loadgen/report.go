@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -85,6 +86,14 @@ type Usage struct {
 	CPUSPer1000 float64 `json:"cpu_s_per_1000"` // CPU seconds per 1000 measured requests
 	PeakRSSMiB  float64 `json:"peak_rss_mib"`   // the largest VmRSS sampled every 100 ms
 	HWMMiB      float64 `json:"hwm_rss_mib"`    // VmHWM: the peak RSS since the process started
+	// RSSTimeline is VmRSS at the start of the window, about every 30 s of it, and at its end.
+	RSSTimeline []RSSPoint `json:"rss_timeline,omitempty"`
+}
+
+// RSSPoint is a process's VmRSS TS seconds into the measured window.
+type RSSPoint struct {
+	TS     float64 `json:"t_s"`
+	RSSMiB float64 `json:"rss_mib"`
 }
 
 // Machine is the whole machine's CPU over the measured window.
@@ -122,10 +131,50 @@ func (r *Report) Fill(res *Result) {
 // UsageOf turns a process's usage into the report's units.
 func UsageOf(u ProcessUsage, requests int64) *Usage {
 	out := &Usage{PID: u.PID, CPUS: u.CPU.Seconds(), PeakRSSMiB: mib(u.PeakRSS), HWMMiB: mib(u.HWM)}
+	if len(u.Timeline) > 0 {
+		out.RSSTimeline = make([]RSSPoint, len(u.Timeline))
+		for i, s := range u.Timeline {
+			out.RSSTimeline[i] = RSSPoint{TS: s.At.Round(time.Millisecond).Seconds(), RSSMiB: mib(s.RSS)}
+		}
+	}
 	if requests > 0 {
 		out.CPUSPer1000 = out.CPUS * 1000 / float64(requests)
 	}
 	return out
+}
+
+// longRun is how long a timeline must span to be printed: shorter runs show too few points to tell growth from noise.
+const longRun = 2 * time.Minute
+
+// rssTimelineText reads a timeline as one line, with how much the mean of its
+// samples in the last minute exceeds that in the first; empty for a short run.
+func rssTimelineText(pts []RSSPoint) string {
+	if len(pts) < 2 || pts[len(pts)-1].TS < longRun.Seconds() {
+		return ""
+	}
+	end := pts[len(pts)-1].TS
+	var first, last, nFirst, nLast float64
+	var b strings.Builder
+	b.WriteString("rss over the run:")
+	for i, p := range pts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		s := int64(math.Round(p.TS))
+		fmt.Fprintf(&b, " %d:%02d %.1f", s/60, s%60, p.RSSMiB)
+		if i == 0 || i == len(pts)-1 {
+			b.WriteString(" MiB")
+		}
+		// A second's slack, since a mark's sample comes a little after the mark.
+		if p.TS <= 61 {
+			first, nFirst = first+p.RSSMiB, nFirst+1
+		}
+		if p.TS >= end-61 {
+			last, nLast = last+p.RSSMiB, nLast+1
+		}
+	}
+	fmt.Fprintf(&b, " (last minute vs first minute: %+.1f MiB)", last/nLast-first/nFirst)
+	return b.String()
 }
 
 func nonEmpty(m map[string]int64) map[string]int64 {
@@ -196,6 +245,9 @@ func WriteTable(w io.Writer, reports ...*Report) error {
 		if g := r.Gateway; g != nil {
 			fmt.Fprintf(&b, "  pid %d: cpu %.2f s (%.3f s per 1000 requests), peak rss %.1f MiB (VmHWM %.1f MiB)\n",
 				g.PID, g.CPUS, g.CPUSPer1000, g.PeakRSSMiB, g.HWMMiB)
+			if line := rssTimelineText(g.RSSTimeline); line != "" {
+				fmt.Fprintf(&b, "  %s\n", line)
+			}
 		}
 		if u := r.Bench; u != nil {
 			fmt.Fprintf(&b, "  bench itself: cpu %.2f s (%.3f s per 1000 requests), peak rss %.1f MiB\n", u.CPUS, u.CPUSPer1000, u.PeakRSSMiB)

@@ -137,6 +137,9 @@ func WriteSummary(w io.Writer, reports []*Report) error {
 		}
 		fmt.Fprintf(&b, ", peak rss %.1f MiB%s\n", r.Gateway.PeakRSSMiB,
 			missNote(r.Gateway.PeakRSSMiB > TargetPeakRSSMiB, "over %g", TargetPeakRSSMiB))
+		if line := rssTimelineText(r.Gateway.RSSTimeline); line != "" {
+			fmt.Fprintf(&b, "    %s\n", line)
+		}
 	}
 	if !found {
 		b.WriteString("  no run watched a gateway (-pid)\n")

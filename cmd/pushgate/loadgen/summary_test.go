@@ -79,6 +79,20 @@ func TestSummary(t *testing.T) {
 			}
 		})
 	}
+	t.Run("runs without a long timeline show none", func(t *testing.T) {
+		if strings.Contains(out, "rss over the run") {
+			t.Errorf("a timeline shown:\n%s", out)
+		}
+	})
+	t.Run("a long run's RSS timeline follows its peak rss", func(t *testing.T) {
+		soak := gatewayRun("gateway-redis-soak", 2000, 2000, 1.5, 9, 0.3, 63)
+		soak.Gateway.RSSTimeline = []RSSPoint{{0, 61}, {30.02, 62}, {60.01, 62.5}, {90.02, 62.5}, {120.1, 63}}
+		out := mustSummary(t, mustRoundTrip(t, soak))
+		want := "peak rss 63.0 MiB\n    rss over the run: 0:00 61.0 MiB, 0:30 62.0, 1:00 62.5, 1:30 62.5, 2:00 63.0 MiB (last minute vs first minute: +0.8 MiB)\n"
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	})
 	t.Run("a met target is not marked", func(t *testing.T) {
 		for _, line := range strings.Split(out, "\n") {
 			if strings.Contains(line, "gateway-sqlite") && strings.Contains(line, "<-") {
