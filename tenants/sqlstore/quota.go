@@ -14,20 +14,27 @@ var _ tenants.QuotaStore = (*QuotaStore)(nil)
 
 // QuotaStore keeps quotas in the database, for a single node (no
 // PUSHGATE_REDIS_URL): quota_usage holds each month's count, usage_daily the
-// days' counts, and dedupe the notifications remembered for an hour. Every
-// call is one transaction. On SQLite it holds the write lock from its start;
-// on PostgreSQL the rows it touches are locked in one order (dedupe, then
-// quota_usage, then usage_daily), so concurrent calls queue and never
-// deadlock.
+// days' counts, and dedupe the notifications remembered for an hour.
+// Admissions that arrive while one transaction is in flight are decided
+// together in the next (see admitBatcher); Settle and RecordAck are one
+// transaction each. On SQLite a transaction holds the write lock from its
+// start; on PostgreSQL it locks rows table by table (dedupe, then
+// quota_usage, then usage_daily) and in key order within a table, so
+// concurrent transactions queue and never deadlock.
 type QuotaStore struct {
 	db *DB
 	// writer queues this process's SQLite writers: SQLite allows one at a
 	// time, and a queue hands the lock over at once where busy_timeout polls.
-	writer chan struct{}
+	writer     chan struct{}
+	admissions admitBatcher
 }
 
 // NewQuotaStore returns the quota store of db.
-func NewQuotaStore(db *DB) *QuotaStore { return &QuotaStore{db: db, writer: make(chan struct{}, 1)} }
+func NewQuotaStore(db *DB) *QuotaStore {
+	q := &QuotaStore{db: db, writer: make(chan struct{}, 1)}
+	q.admissions.decide = q.decideBatch
+	return q
+}
 
 // write runs fn in one transaction, queued behind this process's other SQLite writers.
 func (q *QuotaStore) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
@@ -51,10 +58,7 @@ const (
 // maxDedupeKeyLen bounds a dedupe key: it is a short hash, never the payload.
 const maxDedupeKeyLen = 64
 
-// errExhausted rolls back an admission that found no unit left, undoing its dedupe claim.
-var errExhausted = errors.New("quota exhausted")
-
-// Admit decides one notification in one transaction.
+// Admit decides one notification in the next batch of admissions.
 func (q *QuotaStore) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict, error) {
 	if err := checkQuotaCall(a.WorkspaceID, a.At); err != nil {
 		return tenants.Verdict{}, err
@@ -62,63 +66,38 @@ func (q *QuotaStore) Admit(ctx context.Context, a tenants.Admission) (tenants.Ve
 	if len(a.DedupeKey) > maxDedupeKeyLen {
 		return tenants.Verdict{}, dedupeKeyTooLong()
 	}
-	at := a.At.UTC()
-	p := tenants.PeriodOf(at)
-	v := tenants.Verdict{Limit: a.Limit}
-	err := q.write(ctx, func(tx *gorm.DB) error {
-		if a.DedupeKey != "" {
-			prior, err := q.claimKey(tx, a.WorkspaceID, a.DedupeKey, at)
-			if err != nil {
-				return err
-			}
-			switch prior {
-			case stateDelivered:
-				v.Decision = tenants.Duplicate
-				v.Used, err = usedIn(tx, a.WorkspaceID, p)
-				return err
-			case stateUndelivered:
-				v.Decision = tenants.Readmitted
-				v.Used, err = usedIn(tx, a.WorkspaceID, p)
-				return err
-			}
-		}
-		limit, err := currentLimit(tx, a)
-		if err != nil {
-			return err
-		}
-		v.Limit = limit
-		used, ok, err := takeUnit(tx, a.WorkspaceID, p, limit)
-		if err != nil {
-			return err
-		}
-		v.Used = used
-		if !ok {
-			v.Decision = tenants.Exhausted
-			return errExhausted
-		}
-		v.Decision = tenants.Admitted
-		return addDaily(tx, a.WorkspaceID, at, dayCounts{sent: 1})
-	})
-	if err != nil && !errors.Is(err, errExhausted) {
+	a.At = a.At.UTC()
+	v, err := q.admissions.admit(ctx, a)
+	if err != nil {
 		return tenants.Verdict{}, tenants.Internal(err, "counting a notification")
 	}
 	return v, nil
 }
 
-// claimKey records key as delivered at at and returns its state before: ""
-// when it was unknown or older than the window (the caller counts it),
-// delivered (left as it was: a duplicate), or undelivered (a readmission).
-func (q *QuotaStore) claimKey(tx *gorm.DB, ws, key string, at time.Time) (string, error) {
+// claim is what claimKey found and did.
+type claim struct {
+	// prior is the key's state before: "" when it was unknown or older than
+	// the window (the caller counts it), delivered (left as it was: a
+	// duplicate), or undelivered (a readmission).
+	prior string
+	// wrote says claimKey wrote the key; replaced says it overwrote old,
+	// which undoClaim puts back, where otherwise it inserted a new row.
+	wrote, replaced bool
+	old             dedupeRow
+}
+
+// claimKey records key as delivered at at, unless it is a duplicate, and says what it found.
+func (q *QuotaStore) claimKey(tx *gorm.DB, ws, key string, at time.Time) (claim, error) {
 	now, expires := at.UnixMilli(), at.Add(tenants.DedupeWindow).UnixMilli()
 	// A row that a purge deletes between the two statements sends us round again.
 	for range 3 {
 		res := tx.Exec(`INSERT INTO dedupe (workspace_id, dedupe_key, state, expires_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (workspace_id, dedupe_key) DO NOTHING`, ws, key, stateDelivered, expires)
 		if res.Error != nil {
-			return "", res.Error
+			return claim{}, res.Error
 		}
 		if res.RowsAffected == 1 {
-			return "", nil
+			return claim{wrote: true}, nil
 		}
 		query := "SELECT state, expires_at FROM dedupe WHERE workspace_id = ? AND dedupe_key = ?"
 		if q.db.dialect == Postgres {
@@ -127,27 +106,43 @@ func (q *QuotaStore) claimKey(tx *gorm.DB, ws, key string, at time.Time) (string
 		}
 		var rows []dedupeRow
 		if err := tx.Raw(query, ws, key).Scan(&rows).Error; err != nil {
-			return "", err
+			return claim{}, err
 		}
 		if len(rows) == 0 {
 			continue
 		}
-		prior := rows[0].State
+		c := claim{prior: rows[0].State, wrote: true, replaced: true, old: rows[0]}
 		if now >= rows[0].ExpiresAt {
-			prior = ""
+			c.prior = ""
 		}
-		if prior == stateDelivered {
-			return prior, nil
+		if c.prior == stateDelivered {
+			return claim{prior: stateDelivered}, nil
 		}
 		err := tx.Exec("UPDATE dedupe SET state = ?, expires_at = ? WHERE workspace_id = ? AND dedupe_key = ?",
 			stateDelivered, expires, ws, key).Error
-		return prior, err
+		return c, err
 	}
-	return "", errors.New("the dedupe row of a notification kept disappearing")
+	return claim{}, errors.New("the dedupe row of a notification kept disappearing")
+}
+
+// undoClaim puts the dedupe row of key back as it was before cl, for an
+// admission that found no unit left.
+func undoClaim(tx *gorm.DB, ws, key string, cl claim) error {
+	switch {
+	case !cl.wrote:
+		return nil
+	case cl.replaced:
+		return tx.Exec("UPDATE dedupe SET state = ?, expires_at = ? WHERE workspace_id = ? AND dedupe_key = ?",
+			cl.old.State, cl.old.ExpiresAt, ws, key).Error
+	default:
+		return tx.Exec("DELETE FROM dedupe WHERE workspace_id = ? AND dedupe_key = ?", ws, key).Error
+	}
 }
 
 // takeUnit adds one to the month's count unless that would pass limit; it
-// returns the count after and whether a unit was taken.
+// returns the count after and whether a unit was taken. Unless limit is 0 it
+// leaves the month's row locked on PostgreSQL either way: ON CONFLICT DO
+// UPDATE locks the rows its WHERE refuses too.
 func takeUnit(tx *gorm.DB, ws string, p tenants.Period, limit int64) (int64, bool, error) {
 	if limit == 0 {
 		used, err := usedIn(tx, ws, p)
@@ -331,21 +326,26 @@ func dedupeKeyTooLong() error {
 	return tenants.Errorf(tenants.CodeInvalid, "dedupe key is longer than %d bytes: pass a short hash, never the payload", maxDedupeKeyLen)
 }
 
+// workspaceLimit is the limit a workspace row publishes, for currentLimit.
+type workspaceLimit struct {
+	Plan       string     `gorm:"column:plan"`
+	QuotaLimit *int64     `gorm:"column:quota_limit"`
+	ChangedAt  *time.Time `gorm:"column:changed_at"`
+}
+
+// readWorkspaceLimit reads the limit of workspace ws; a missing row publishes none.
+func readWorkspaceLimit(tx *gorm.DB, ws string) (workspaceLimit, error) {
+	var row workspaceLimit
+	err := tx.Raw("SELECT plan, quota_limit, changed_at FROM workspaces WHERE id = ?", ws).Scan(&row).Error
+	return row, err
+}
+
 // currentLimit is the admission's limit, unless the workspace row changed
 // after the version the caller read it with: then the row's plan decides, so
 // a plan change applies on the next push even where the caller's copy is cached.
-func currentLimit(tx *gorm.DB, a tenants.Admission) (int64, error) {
-	var row struct {
-		Plan       string     `gorm:"column:plan"`
-		QuotaLimit *int64     `gorm:"column:quota_limit"`
-		ChangedAt  *time.Time `gorm:"column:changed_at"`
+func (w workspaceLimit) currentLimit(a tenants.Admission) int64 {
+	if w.ChangedAt == nil || w.ChangedAt.UnixMilli() <= a.LimitVersion.UnixMilli() {
+		return a.Limit
 	}
-	res := tx.Raw("SELECT plan, quota_limit, changed_at FROM workspaces WHERE id = ?", a.WorkspaceID).Scan(&row)
-	if res.Error != nil {
-		return 0, res.Error
-	}
-	if res.RowsAffected == 0 || row.ChangedAt == nil || row.ChangedAt.UnixMilli() <= a.LimitVersion.UnixMilli() {
-		return a.Limit, nil
-	}
-	return tenants.PlanLimit(tenants.Plan(row.Plan), row.QuotaLimit), nil
+	return tenants.PlanLimit(tenants.Plan(w.Plan), w.QuotaLimit)
 }
