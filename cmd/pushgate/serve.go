@@ -48,9 +48,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if getenv("GOGC") == "" {
-		// The heap is small (tens of MiB) and short-lived per push; collecting
-		// half as often saves CPU for pushes at little memory cost.
-		debug.SetGCPercent(200)
+		// The live heap is small (~5 MiB) and a push leaves ~15 KiB of garbage,
+		// mostly in the provider clients: at the default of 100 the collector
+		// runs ~10 times a second at 5,000 pushes/s. Collecting a fifth as
+		// often saves ~20% of the CPU per push for ~20 MiB of RSS.
+		debug.SetGCPercent(400)
 	}
 
 	var cleanup closers

@@ -39,9 +39,11 @@ type admitCall struct {
 // CPU. Nothing waits to fill a batch: the first caller sends at once and
 // whoever arrives meanwhile goes in the next one, so a lone push pays exactly
 // one round trip. There is no long-lived goroutine: the caller that finds no
-// batch in flight starts one that sends until the queue is empty. A batch
-// takes at most the timeout, and when it fails so do the calls queued behind
-// it, so no caller waits much longer than the timeout.
+// batch in flight sends the first batch itself (no goroutine hand-off while
+// traffic is light) and, if more calls queued meanwhile, starts a goroutine
+// that sends until the queue is empty. A batch takes at most the timeout,
+// and when it fails so do the calls queued behind it, so no caller waits much
+// longer than the timeout.
 type batcher struct {
 	opt     *redis.Options
 	timeout time.Duration
@@ -82,8 +84,8 @@ func (b *batcher) admit(ctx context.Context, c *admitCall) ([3]int64, int, error
 	lead := !b.sending
 	b.sending = true
 	b.mu.Unlock()
-	if lead {
-		go b.send()
+	if lead && b.sendOne() {
+		go b.send() // more arrived meanwhile: this caller's answer is in
 	}
 	select {
 	case <-c.done:

@@ -39,8 +39,9 @@ type admitCall struct {
 // its count for many pushes instead of one each. Nothing waits to fill a
 // batch: the first caller starts one at once and whoever arrives meanwhile
 // goes in the next, so a lone push pays one transaction as before. There is
-// no long-lived goroutine: the caller that finds no batch in flight starts
-// one that runs batches until the queue is empty.
+// no long-lived goroutine: the caller that finds no batch in flight runs the
+// first batch itself and, if more queued meanwhile, starts a goroutine that
+// runs batches until the queue is empty.
 type admitBatcher struct {
 	// decide decides a batch in one transaction of bounded length; on an
 	// error it counted nothing.
@@ -65,8 +66,8 @@ func (b *admitBatcher) admit(ctx context.Context, a tenants.Admission) (tenants.
 	lead := !b.running
 	b.running = true
 	b.mu.Unlock()
-	if lead {
-		go b.run()
+	if lead && b.runOne() {
+		go b.run() // more arrived meanwhile: this caller's answer is in
 	}
 	select {
 	case <-c.done:
