@@ -21,7 +21,11 @@
 # BENCH_WARMUP (3s), BENCH_WORKSPACES (50), BENCH_REDIS_DB (9, flushed at start
 # and end: use a number nothing else uses), BENCH_OUT (bench-results),
 # BENCH_QUIET_WAIT (60: seconds in all to wait for a quiet machine before runs),
-# BENCH_SOAK (unset: no soak; a Go duration such as 300s or 5m runs the soak).
+# BENCH_SOAK (unset: no soak; a Go duration such as 300s or 5m runs the soak),
+# BENCH_PROFILE (unset; 1: the gateways serve pprof on loopback, and each
+# saturation run saves a CPU profile of its gateway's measured window and its
+# allocation profile as bench-results/<run>.cpu.pprof and .allocs.pprof, to read
+# with `go tool pprof bin/pushgate FILE`).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -34,6 +38,7 @@ WARMUP=${BENCH_WARMUP:-3s}
 WORKSPACES=${BENCH_WORKSPACES:-50}
 REDIS_DB=${BENCH_REDIS_DB:-9}
 SOAK=${BENCH_SOAK:-}
+PROFILE=${BENCH_PROFILE:-}
 REDIS_PORT=6379
 PG_PORT=5432
 PG_USER=$(id -un)
@@ -127,7 +132,7 @@ make --no-print-directory build
 bash scripts/test-services.sh
 
 mkdir -p "$OUT"
-rm -rf "$OUT/logs" "$OUT"/*.json "$OUT/summary.txt"
+rm -rf "$OUT/logs" "$OUT"/*.json "$OUT"/*.pprof "$OUT/summary.txt"
 mkdir "$OUT/logs"
 
 redis() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" -n "$REDIS_DB" "$@"; }
@@ -156,6 +161,11 @@ start_gateway() {
   local name=$1 port; port=$(free_port)
   local -a env=(PUSHGATE_LISTEN="127.0.0.1:$port" PUSHGATE_PUBLIC_URL="http://127.0.0.1:$port"
     PUSHGATE_DATABASE_URL="$2" PUSHGATE_REDIS_URL="$3" PUSHGATE_APPS_FILE="$APPS" PUSHGATE_LOG_LEVEL=warn)
+  GW_PPROF=
+  if [ -n "$PROFILE" ]; then
+    GW_PPROF=127.0.0.1:$(free_port)
+    env+=(PUSHGATE_PPROF_LISTEN="$GW_PPROF")
+  fi
   env "${env[@]}" "$BIN" migrate >"$OUT/logs/$name-migrate.log" 2>&1 || die "$name: migrate: $(tail -n 3 "$OUT/logs/$name-migrate.log")"
   GW_TOKENS=$WORK/$name.tokens
   : >"$GW_TOKENS"
@@ -176,9 +186,9 @@ start_gateway() {
 }
 
 start_gateway gateway-sqlite "sqlite:$WORK/pushgate.db" ""
-SQLITE_PID=$GW_PID SQLITE_URL=$GW_URL SQLITE_TOKENS=$GW_TOKENS
+SQLITE_PID=$GW_PID SQLITE_URL=$GW_URL SQLITE_TOKENS=$GW_TOKENS SQLITE_PPROF=$GW_PPROF
 start_gateway gateway-redis "postgres://$PG_USER@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable" "$REDIS_URL"
-REDIS_GW_PID=$GW_PID REDIS_GW_URL=$GW_URL REDIS_GW_TOKENS=$GW_TOKENS
+REDIS_GW_PID=$GW_PID REDIS_GW_URL=$GW_URL REDIS_GW_TOKENS=$GW_TOKENS REDIS_GW_PPROF=$GW_PPROF
 
 # --- runs -----------------------------------------------------------------------
 # The other processes on the machine are watched too, to show where the CPU went.
@@ -220,6 +230,37 @@ bench() {
   [ "$rc" = 0 ] || die "run $label failed (see above)"
 }
 
+seconds() { # a Go duration of whole seconds or minutes (20s, 5m) in seconds
+  case $1 in
+    *m) echo $((${1%m} * 60)) ;;
+    *s) echo "${1%s}" ;;
+    *) die "cannot profile with a duration of $1: use whole seconds or minutes" ;;
+  esac
+}
+
+# profile_during LABEL ADDR: while run LABEL measures (after its warm-up), save
+# the CPU and allocation profiles of the gateway whose pprof listens at ADDR.
+profile_pid=
+profile_during() {
+  [ -n "$PROFILE" ] || return 0
+  local label=$1 addr=$2 w d
+  w=$(seconds "$WARMUP") d=$(($(seconds "$DURATION") - 2))
+  [ "$d" -ge 1 ] || die "BENCH_PROFILE needs a BENCH_DURATION of 3s or more"
+  (
+    sleep "$w"
+    curl -fsS -o "$OUT/$label.allocs.pprof" "http://$addr/debug/pprof/allocs?seconds=$d" &
+    curl -fsS -o "$OUT/$label.cpu.pprof" "http://$addr/debug/pprof/profile?seconds=$d"
+    wait
+  ) >>"$OUT/logs/$label.pprof.log" 2>&1 &
+  profile_pid=$!
+}
+profile_saved() { # LABEL
+  [ -n "$profile_pid" ] || return 0
+  wait "$profile_pid" || say "saving profiles failed; see $OUT/logs"
+  profile_pid=
+  say "profiles: $OUT/$1.cpu.pprof and $1.allocs.pprof (go tool pprof bin/pushgate FILE)"
+}
+
 redis_info() { redis INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"; }
 evalsha_calls() { redis INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0; }
 pg_xacts() {
@@ -228,12 +269,16 @@ pg_xacts() {
 }
 
 bench direct --direct -apps-file "$APPS"
+profile_during gateway-sqlite "$SQLITE_PPROF"
 bench gateway-sqlite -url "$SQLITE_URL" -tokens "$SQLITE_TOKENS" -pid "$SQLITE_PID"
+profile_saved gateway-sqlite
 # Per push, the design allows no database access and at most one Redis round
 # trip. Redis counts commands and memory for the whole instance: other clients
 # of 127.0.0.1:6379 (tests running meanwhile) blur these two figures.
 cmds0=$(redis_info stats total_commands_processed) evals0=$(evalsha_calls) mem0=$(redis_info memory used_memory) xacts0=$(pg_xacts)
+profile_during gateway-redis "$REDIS_GW_PPROF"
 bench gateway-redis -url "$REDIS_GW_URL" -tokens "$REDIS_GW_TOKENS" -pid "$REDIS_GW_PID"
+profile_saved gateway-redis
 sleep 1 # PostgreSQL publishes its counters at most once a second
 cmds1=$(redis_info stats total_commands_processed) evals1=$(evalsha_calls) mem1=$(redis_info memory used_memory) xacts1=$(pg_xacts)
 redis_memory=$(redis_info memory used_memory_human)
