@@ -123,6 +123,7 @@ func benchMattermostPush(b *testing.B, platform string) {
 	}
 	rdb, prefix := storetest.Redis(b)
 	quotas := redisquota.New(rdb, redisquota.Options{Prefix: prefix})
+	b.Cleanup(quotas.Close)
 	h := api.NewHandler(api.Deps{Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(),
 		Tenants: svc, Apps: apps, Quotas: quotas, RateLimits: map[tenants.Plan]api.RateLimit{}})
 

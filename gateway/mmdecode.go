@@ -16,8 +16,9 @@ var errSlowPath = errors.New("mattermost push: not on the fast path")
 // DecodeMattermost decodes a send_push body. Bodies of the shape real
 // servers send (one flat object, known fields of the right types, unknown
 // fields of any shape) take a scanner whose strings share one copy of the
-// body (only escaped ones are copied again); anything else goes through encoding/json, so results and errors
-// are exactly encoding/json's either way (a differential test checks it).
+// body (only escaped ones are copied again); anything else goes through
+// encoding/json, so results and errors are exactly encoding/json's either
+// way (a differential test checks it).
 func DecodeMattermost(body []byte, p *MattermostPush) error {
 	var fast MattermostPush
 	if decodeMattermostFast(body, &fast) == nil {

@@ -131,9 +131,12 @@ type Store struct {
 	kick     chan struct{}
 }
 
-// New returns a Store over rdb. With ContextTimeoutEnabled set in rdb's
-// options, Options.Timeout reaches the socket; without it, go-redis waits for
-// its own read timeout, so each call runs in a goroutine of its own (a little
+// New returns a Store over rdb. With a *redis.Client, admissions go through
+// a connection of the store's own (dialled like rdb's, released by Close),
+// pipelined with each other; other clients get one go-redis call each. For
+// the other calls, with ContextTimeoutEnabled set in rdb's options,
+// Options.Timeout reaches the socket; without it, go-redis waits for its own
+// read timeout, so each call runs in a goroutine of its own (a little
 // slower) to stay within Options.Timeout.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
