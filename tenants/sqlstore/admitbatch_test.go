@@ -210,9 +210,7 @@ type admitResult struct {
 func holdBatch(t *testing.T, q *QuotaStore) (release func(fn func(gate *gorm.DB) error)) {
 	t.Helper()
 	running := func() (running bool, queued int) {
-		q.admissions.mu.Lock()
-		defer q.admissions.mu.Unlock()
-		return q.admissions.running, len(q.admissions.queue)
+		return q.admissions.queue.Busy()
 	}
 	// The batch of an earlier admission may still be winding down.
 	waitUntil(t, "the batches before to end", func() bool { r, _ := running(); return !r })
@@ -261,9 +259,8 @@ func holdBatch(t *testing.T, q *QuotaStore) (release func(fn func(gate *gorm.DB)
 func queueAdmission(t *testing.T, q *QuotaStore, ctx context.Context, a tenants.Admission) <-chan admitResult {
 	t.Helper()
 	queued := func() int {
-		q.admissions.mu.Lock()
-		defer q.admissions.mu.Unlock()
-		return len(q.admissions.queue)
+		_, n := q.admissions.queue.Busy()
+		return n
 	}
 	before := queued()
 	res := make(chan admitResult, 1)

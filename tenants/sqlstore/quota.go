@@ -26,13 +26,13 @@ type QuotaStore struct {
 	// writer queues this process's SQLite writers: SQLite allows one at a
 	// time, and a queue hands the lock over at once where busy_timeout polls.
 	writer     chan struct{}
-	admissions admitBatcher
+	admissions *admitBatcher
 }
 
 // NewQuotaStore returns the quota store of db.
 func NewQuotaStore(db *DB) *QuotaStore {
 	q := &QuotaStore{db: db, writer: make(chan struct{}, 1)}
-	q.admissions.decide = q.decideBatch
+	q.admissions = newAdmitBatcher(q.decideBatch)
 	return q
 }
 
