@@ -89,13 +89,18 @@ trap 'exit 143' TERM
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# free_port picks an unused loopback port. Each listener is up before the next
-# port is picked, so two picks cannot collide; a process that took the port in
-# between makes the listener fail, which wait_until reports.
+# free_port picks an unused loopback port below the kernel's ephemeral range:
+# a port in that range can be the local end of an outgoing connection (to
+# Redis, say), which no connect probe sees but which makes bind fail. Each
+# listener is up before the next port is picked, so two picks cannot collide;
+# a process that took the port in between makes the listener fail, which
+# wait_until reports.
 free_port() {
-  local p
+  local p low=32768 high
+  read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$low" -gt 11000 ] || die "the ephemeral port range starts at $low: no room below it for the bench's listeners"
   for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((10000 + RANDOM % (low - 10000)))
     if ! port_open "$p"; then echo "$p"; return; fi
   done
   die "no free loopback port"
