@@ -23,7 +23,7 @@
 # BENCH_QUIET_WAIT (60: seconds in all to wait for a quiet machine before runs),
 # BENCH_SOAK (unset: no soak; a Go duration such as 300s or 5m runs the soak),
 # BENCH_PROFILE (unset; 1: the gateways serve pprof on loopback, and each
-# saturation run saves a CPU profile of its gateway's measured window and its
+# gateway run but the soak saves a CPU profile of its gateway's measured window and its
 # allocation profile as bench-results/<run>.cpu.pprof and .allocs.pprof, to read
 # with `go tool pprof bin/pushgate FILE`).
 set -euo pipefail
@@ -294,7 +294,9 @@ per_push() { awk -v a="$1" -v b="$2" -v n="$pushes" -v f="$3" 'BEGIN { printf f,
 sat=$(json_number "$OUT/gateway-redis.json" requests_per_s)
 [ -n "$sat" ] || die "no requests_per_s in $OUT/gateway-redis.json"
 half=$(awk -v s="$sat" 'BEGIN { r = int(s / 2); if (r < 1) r = 1; print r }')
+profile_during gateway-redis-half "$REDIS_GW_PPROF"
 bench gateway-redis-half -url "$REDIS_GW_URL" -tokens "$REDIS_GW_TOKENS" -pid "$REDIS_GW_PID" -rate "$half"
+profile_saved gateway-redis-half
 bench direct-half --direct -apps-file "$APPS" -rate "$half"
 
 # --- soak (BENCH_SOAK) ----------------------------------------------------------
