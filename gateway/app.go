@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"firebase.google.com/go/v4/messaging"
 	"github.com/sideshow/apns2"
 )
 
@@ -32,9 +31,8 @@ type notification struct {
 	apns       apns2.Notification
 
 	// FCM
-	data    map[string]string
-	android messaging.AndroidConfig
-	fcm     messaging.Message
+	data   map[string]string
+	answer [512]byte
 
 	probe   attemptProbe
 	scratch bytes.Buffer
@@ -79,7 +77,7 @@ func (a *App) put(n *notification) {
 	n.token, n.topic, n.pushType, n.priority, n.limit = "", "", "", 0, 0
 	n.expiration = time.Time{}
 	n.payload = n.payload[:0]
-	n.apns, n.fcm, n.probe = apns2.Notification{}, messaging.Message{}, attemptProbe{}
+	n.apns, n.probe = apns2.Notification{}, attemptProbe{}
 	clear(n.data)
 	n.scratch.Reset()
 	a.pool.Put(n)

@@ -84,7 +84,7 @@ func TestReasonLabelsAreBounded(t *testing.T) {
 }
 
 // fakeFCM is a minimal FCM peer for the error answers the sandbox does not
-// produce; the real Firebase SDK talks to it.
+// produce.
 type fakeFCM struct {
 	mu       sync.Mutex
 	requests map[string]int
@@ -92,8 +92,9 @@ type fakeFCM struct {
 }
 
 type fcmAnswer struct {
-	status int
-	body   string
+	status     int
+	body       string
+	retryAfter string
 }
 
 func fcmErrorBody(status int, apiStatus, message, fcmCode, field string) string {
@@ -117,6 +118,9 @@ func (f *fakeFCM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/token-down":
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
+	case strings.HasSuffix(r.URL.Path, "/messages:send") && r.Header.Get("Authorization") != "Bearer fake-access":
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(fcmErrorBody(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.", "", "")))
 	case strings.HasSuffix(r.URL.Path, "/messages:send"):
 		var req struct {
 			Message struct{ Token string } `json:"message"`
@@ -131,6 +135,9 @@ func (f *fakeFCM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if a.retryAfter != "" {
+			w.Header().Set("Retry-After", a.retryAfter)
+		}
 		w.WriteHeader(a.status)
 		_, _ = w.Write([]byte(a.body))
 	default:
@@ -140,14 +147,19 @@ func (f *fakeFCM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestFCMErrorAnswers(t *testing.T) {
 	fake := &fakeFCM{requests: map[string]int{}, answers: map[string]fcmAnswer{
-		"mismatch":    {403, fcmErrorBody(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH", "")},
-		"apnsauth":    {401, fcmErrorBody(401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service", "THIRD_PARTY_AUTH_ERROR", "")},
-		"internal":    {500, fcmErrorBody(500, "INTERNAL", "Internal error encountered.", "INTERNAL", "")},
-		"badmessage":  {400, fcmErrorBody(400, "INVALID_ARGUMENT", "Invalid data payload key: from", "INVALID_ARGUMENT", "message.data")},
-		"badtoken":    {400, fcmErrorBody(400, "INVALID_ARGUMENT", "Invalid value", "INVALID_ARGUMENT", "message.token")},
-		"unavailable": {503, fcmErrorBody(503, "UNAVAILABLE", "The service is currently unavailable.", "UNAVAILABLE", "")},
-		"gateway":     {502, "<html>bad gateway</html>"},
-		"denied":      {403, fcmErrorBody(403, "PERMISSION_DENIED", "The caller does not have permission", "", "")},
+		"mismatch":     {status: 403, body: fcmErrorBody(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH", "")},
+		"apnsauth":     {status: 401, body: fcmErrorBody(401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service", "THIRD_PARTY_AUTH_ERROR", "")},
+		"internal":     {status: 500, body: fcmErrorBody(500, "INTERNAL", "Internal error encountered.", "INTERNAL", "")},
+		"badmessage":   {status: 400, body: fcmErrorBody(400, "INVALID_ARGUMENT", "Invalid data payload key: from", "INVALID_ARGUMENT", "message.data")},
+		"badtoken":     {status: 400, body: fcmErrorBody(400, "INVALID_ARGUMENT", "Invalid value", "INVALID_ARGUMENT", "message.token")},
+		"unavailable":  {status: 503, body: fcmErrorBody(503, "UNAVAILABLE", "The service is currently unavailable.", "UNAVAILABLE", "")},
+		"gateway":      {status: 502, body: "<html>bad gateway</html>"},
+		"denied":       {status: 403, body: fcmErrorBody(403, "PERMISSION_DENIED", "The caller does not have permission", "", "")},
+		"quota":        {status: 429, body: fcmErrorBody(429, "RESOURCE_EXHAUSTED", "Quota exceeded.", "QUOTA_EXCEEDED", ""), retryAfter: "30"},
+		"unregistered": {status: 404, body: fcmErrorBody(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED", "")},
+		"oldtoken":     {status: 400, body: fcmErrorBody(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token", "", "")},
+		"bare400":      {status: 400, body: "bad request"},
+		"noname":       {status: 200, body: "<html>ok</html>"},
 	}}
 	srv := httptest.NewUnstartedServer(fake)
 	srv.EnableHTTP2 = true
@@ -183,6 +195,11 @@ func TestFCMErrorAnswers(t *testing.T) {
 		{"unavailable is asked once per attempt", "android", "unavailable", RetryLater, "UNAVAILABLE"},
 		{"answer without details falls back to the HTTP status", "android", "gateway", RetryLater, "HTTP 502"},
 		{"permission denied is failed", "android", "denied", Failed, "PERMISSION_DENIED"},
+		{"quota exceeded is retry later", "android", "quota", RetryLater, "QUOTA_EXCEEDED"},
+		{"unregistered is a dead token", "android", "unregistered", DeadToken, "UNREGISTERED"},
+		{"invalid argument about the registration token is a dead token", "android", "oldtoken", DeadToken, "INVALID_ARGUMENT"},
+		{"400 without a Google error is invalid argument", "android", "bare400", Failed, "INVALID_ARGUMENT"},
+		{"200 without a message name is retry later", "android", "noname", RetryLater, ReasonTransport},
 		{"token endpoint down is retry later", "android_down", "anything", RetryLater, ReasonAuth},
 		{"accepted message is delivered", "android", "fine", Delivered, ""},
 	}
@@ -192,11 +209,14 @@ func TestFCMErrorAnswers(t *testing.T) {
 			if res.Outcome != tc.outcome || res.Code() != tc.code {
 				t.Errorf("got %+v, want %v %q", res, tc.outcome, tc.code)
 			}
+			if want := fake.answers[tc.token].retryAfter; want != "" && res.RetryAfter.String() != want+"s" {
+				t.Errorf("retry after %v, want the answer's %ss", res.RetryAfter, want)
+			}
 			fake.mu.Lock()
 			n := fake.requests[tc.token]
 			fake.mu.Unlock()
 			if want := 1; tc.app == "android" && n != want {
-				t.Errorf("FCM got %d requests, want %d (the SDK must not retry on its own)", n, want)
+				t.Errorf("FCM got %d requests, want %d (one attempt is one request)", n, want)
 			}
 		})
 	}

@@ -401,15 +401,15 @@ func TestConcurrentSendsAreBoundedAndCountedExactly(t *testing.T) {
 	for _, appID := range []string{"apple_rn", "android_rn"} {
 		t.Run(appID, func(t *testing.T) {
 			a := mustApp(t, r, appID)
-			var rt *probeTransport
+			var probe *concurrencyProbe
 			switch p := a.prov.(type) {
 			case *apnsProvider:
-				rt = p.rt
+				probe = &concurrencyProbe{base: p.rt.base}
+				p.rt.base = probe
 			case *fcmProvider:
-				rt = p.rt
+				probe = &concurrencyProbe{base: p.rt}
+				p.rt = probe
 			}
-			probe := &concurrencyProbe{base: rt.base}
-			rt.base = probe
 			env.srv.ResetStats()
 
 			var delivered, dead atomic.Int32

@@ -19,7 +19,10 @@
 //   - Failed: everything else (payload, topic, our credentials), with the
 //     provider's reason.
 //
-// The Firebase SDK retries 503 answers and transport errors on its own; a
-// round tripper ends the SDK call at the first such answer so that the
-// Registry's loop, its attempt count and its deadline are the only ones.
+// APNs goes through sideshow/apns2. FCM is spoken directly (HTTP v1, one
+// POST per attempt, OAuth2 with the app's service account): the message is
+// the one the Firebase Admin SDK would send, built without reflection, and
+// the errors are classified by the FcmError code as the SDK classifies them.
+// Neither client retries on its own: the Registry's loop, its attempt count
+// and its deadline are the only ones.
 package gateway

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -13,16 +14,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	firebase "firebase.google.com/go/v4"
-	"firebase.google.com/go/v4/errorutils"
-	"firebase.google.com/go/v4/messaging"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
-	"google.golang.org/api/option"
 )
 
 // fcmLimit is FCM's limit for the data payload (keys and values), in bytes.
@@ -30,12 +29,23 @@ const fcmLimit = 4096
 
 const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
 
-// fcmProvider sends through the Firebase Admin SDK (HTTP v1) with the app's
-// service account; the OAuth exchange goes to the account's own token_uri.
+// fcmProvider speaks FCM's HTTP v1 API itself with the app's service account:
+// one POST of the message, built without reflection, per attempt, and no
+// retries of its own (App's retry policy is the only retry loop). The OAuth
+// exchange goes to the account's own token_uri; the access token is reused
+// until shortly before it expires.
 type fcmProvider struct {
-	client    *messaging.Client
+	url       *url.URL // <endpoint>/projects/<project_id>/messages:send
+	tokens    oauth2.TokenSource
+	authz     atomic.Pointer[fcmAuthorization]
+	rt        http.RoundTripper
 	transport *http.Transport
-	rt        *probeTransport
+}
+
+// fcmAuthorization is the Authorization header of one access token.
+type fcmAuthorization struct {
+	token  *oauth2.Token
+	header []string
 }
 
 // serviceAccount is the part of a service-account file pushgate checks up front.
@@ -92,7 +102,7 @@ func fcmEndpoint(endpoint string) string {
 	return endpoint
 }
 
-func newFCM(ctx context.Context, cfg AppConfig, opts Options) (*fcmProvider, error) {
+func newFCM(cfg AppConfig, opts Options) (*fcmProvider, error) {
 	raw, sa, err := loadServiceAccount(cfg.ServiceAccountFile)
 	if err != nil {
 		return nil, fmt.Errorf("service_account_file %s: %w", cfg.ServiceAccountFile, err)
@@ -105,6 +115,14 @@ func newFCM(ctx context.Context, cfg AppConfig, opts Options) (*fcmProvider, err
 	if err != nil {
 		return nil, err
 	}
+	endpoint := fcmDefaultEndpoint
+	if cfg.Endpoint != "" {
+		endpoint = fcmEndpoint(cfg.Endpoint)
+	}
+	u, err := url.Parse(endpoint + "/projects/" + url.PathEscape(sa.ProjectID) + "/messages:send")
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("endpoint %q is not an absolute URL", cfg.Endpoint)
+	}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 20 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -116,123 +134,236 @@ func newFCM(ctx context.Context, cfg AppConfig, opts Options) (*fcmProvider, err
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	// The token exchange runs outside any push's context, so it gets its own bound.
+	// The token exchange runs outside any push's context, so it gets its own
+	// bound. JWTConfig's source is already a reusing one.
 	tokenClient := &http.Client{Transport: tr, Timeout: opts.AttemptTimeout}
 	tokens := jwtCfg.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, tokenClient))
-	rt := &probeTransport{base: &oauth2.Transport{Source: tokens, Base: tr}}
-	hc := &http.Client{Transport: rt}
-
-	fopts := []option.ClientOption{option.WithHTTPClient(hc)}
-	if cfg.Endpoint != "" {
-		fopts = append(fopts, option.WithEndpoint(fcmEndpoint(cfg.Endpoint)))
-	}
-	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: sa.ProjectID, ServiceAccountID: sa.ClientEmail}, fopts...)
-	if err != nil {
-		return nil, fmt.Errorf("firebase: %w", err)
-	}
-	client, err := app.Messaging(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("firebase messaging: %w", err)
-	}
-	return &fcmProvider{client: client, transport: tr, rt: rt}, nil
+	return &fcmProvider{url: u, tokens: tokens, rt: tr, transport: tr}, nil
 }
 
+// fcmDefaultEndpoint is FCM's HTTP v1 base URL.
+const fcmDefaultEndpoint = "https://fcm.googleapis.com/v1"
+
 func (p *fcmProvider) send(ctx context.Context, n *notification) Result {
-	sctx, stop := context.WithCancel(ctx)
-	n.probe = attemptProbe{oneShot: true, stop: stop}
-	sctx = context.WithValue(sctx, probeKey{}, &n.probe)
-	n.android = messaging.AndroidConfig{Priority: "high"}
-	n.fcm = messaging.Message{Token: n.token, Data: n.data, Android: &n.android}
-	name, err := p.client.Send(sctx, &n.fcm)
-	stop()
-	switch {
-	case n.probe.captured && n.probe.status == 0:
-		return fcmTransportResult(ctx, n.probe.err)
-	case n.probe.captured:
-		code, _ := fcmErrorCode(n.probe.status, n.probe.body)
-		return Result{Outcome: RetryLater, Reason: code, RetryAfter: n.probe.retryAfter}
-	case err == nil:
-		return Result{Outcome: Delivered, ID: name}
+	authz, err := p.authorization()
+	if err != nil {
+		return fcmTransportResult(ctx, err)
 	}
-	return classifyFCM(ctx, err, n.probe.retryAfter)
+	body := appendFCMRequest(make([]byte, 0, fcmRequestSize(n)), n)
+	req := &http.Request{
+		Method:     http.MethodPost,
+		URL:        p.url,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Host:       p.url.Host,
+		Header: http.Header{
+			"Authorization": authz,
+			"Content-Type":  {"application/json"},
+			// Version 2 is the format whose errors carry the FcmError detail.
+			"X-Goog-Api-Format-Version": {"2"},
+		},
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+		ContentLength: int64(len(body)),
+	}
+	resp, err := p.rt.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		return fcmTransportResult(ctx, err)
+	}
+	defer resp.Body.Close()
+	answer, err := readAnswer(resp.Body, &n.answer)
+	if err != nil {
+		return transportResult(ctx, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		var ok struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(answer, &ok); err != nil {
+			return Result{Outcome: RetryLater, Reason: ReasonTransport + ": FCM answered 200 without a message name"}
+		}
+		return Result{Outcome: Delivered, ID: ok.Name}
+	}
+	var retryAfter time.Duration
+	if resp.StatusCode >= 400 {
+		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return classifyFCM(resp.StatusCode, answer, retryAfter)
+}
+
+// authorization is the Authorization header for the current access token,
+// fetching a new token when the last one is about to expire.
+func (p *fcmProvider) authorization() ([]string, error) {
+	tok, err := p.tokens.Token()
+	if err != nil {
+		return nil, err
+	}
+	if a := p.authz.Load(); a != nil && a.token == tok {
+		return a.header, nil
+	}
+	a := &fcmAuthorization{token: tok, header: []string{tok.Type() + " " + tok.AccessToken}}
+	p.authz.Store(a)
+	return a.header, nil
+}
+
+// readAnswer reads an answer body of up to 64 KiB, into buf while it fits.
+func readAnswer(r io.Reader, buf *[512]byte) ([]byte, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			return buf[:n], nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	rest, err := io.ReadAll(io.LimitReader(r, 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	return append(buf[:n:n], rest...), nil
+}
+
+// fcmRequestSize is the length of appendFCMRequest's output.
+func fcmRequestSize(n *notification) int {
+	size := len(`{"message":{"android":{"priority":"high"},"token":}}`) + jsonStringLen(n.token)
+	if len(n.data) > 0 {
+		size += len(`"data":{},`) + len(n.data) - 1 // the commas between entries
+		for k, v := range n.data {
+			size += jsonStringLen(k) + 1 + jsonStringLen(v)
+		}
+	}
+	return size
+}
+
+// appendFCMRequest appends the body of a messages:send request: the message
+// laid out as the Firebase Admin SDK lays it out (data keys sorted, then
+// android, then token).
+func appendFCMRequest(b []byte, n *notification) []byte {
+	var buf [32]string
+	keys := buf[:0]
+	for k := range n.data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, `{"message":{`...)
+	if len(keys) > 0 {
+		b = append(b, `"data":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, n.data[k])
+		}
+		b = append(b, `},`...)
+	}
+	b = append(b, `"android":{"priority":"high"},"token":`...)
+	b = appendJSONString(b, n.token)
+	return append(b, `}}`...)
 }
 
 func (p *fcmProvider) close() {
 	p.transport.CloseIdleConnections()
 }
 
-// classifyFCM turns a Firebase SDK error into an Outcome. It needs the error
-// exactly as the SDK returned it: the messaging.Is* checks do not unwrap.
-func classifyFCM(ctx context.Context, err error, retryAfter time.Duration) Result {
-	resp := errorutils.HTTPResponse(err)
-	var body []byte
-	if resp != nil {
-		body, _ = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+// classifyFCM turns an FCM error answer into an Outcome, by the answer's
+// FcmError code where it has one (as the Firebase Admin SDKs do), else by
+// its Google status, else by the HTTP status.
+func classifyFCM(status int, body []byte, retryAfter time.Duration) Result {
+	e := parseFCMError(body)
+	message := e.Error.Message
+	if message == "" {
+		message = "FCM answered " + strconv.Itoa(status)
 	}
-	switch {
-	case messaging.IsUnregistered(err):
+	switch e.fcmCode() {
+	case "UNREGISTERED":
 		return Result{Outcome: DeadToken, Reason: "UNREGISTERED"}
-	case messaging.IsSenderIDMismatch(err):
+	case "SENDER_ID_MISMATCH":
 		// The token belongs to another Firebase project: our configuration, not a dead token.
-		return Result{Outcome: Failed, Reason: "SENDER_ID_MISMATCH: " + err.Error()}
-	case messaging.IsQuotaExceeded(err):
-		return Result{Outcome: RetryLater, Reason: "QUOTA_EXCEEDED", RetryAfter: retryAfter}
-	case messaging.IsUnavailable(err):
-		return Result{Outcome: RetryLater, Reason: "UNAVAILABLE", RetryAfter: retryAfter}
-	case messaging.IsInternal(err):
-		return Result{Outcome: RetryLater, Reason: "INTERNAL", RetryAfter: retryAfter}
-	case messaging.IsThirdPartyAuthError(err):
-		return Result{Outcome: Failed, Reason: "THIRD_PARTY_AUTH_ERROR: " + err.Error()}
-	case messaging.IsInvalidArgument(err) || errorutils.IsInvalidArgument(err):
-		// FCM answers INVALID_ARGUMENT both for a malformed registration token
-		// (which never becomes valid: remove it) and for a bad message (ours).
-		if badRegistrationToken(err.Error(), body) {
-			return Result{Outcome: DeadToken, Reason: "INVALID_ARGUMENT"}
-		}
-		return Result{Outcome: Failed, Reason: "INVALID_ARGUMENT: " + err.Error()}
+		return Result{Outcome: Failed, Reason: "SENDER_ID_MISMATCH: " + message}
+	case "QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL":
+		return Result{Outcome: RetryLater, Reason: e.fcmCode(), RetryAfter: retryAfter}
+	case "THIRD_PARTY_AUTH_ERROR", "APNS_AUTH_ERROR":
+		return Result{Outcome: Failed, Reason: "THIRD_PARTY_AUTH_ERROR: " + message}
+	case "INVALID_ARGUMENT":
+		return fcmInvalidArgument(message, e)
 	}
-	if resp == nil {
-		if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return contextResult(ctx, err)
-		}
-		if errorutils.IsUnknown(err) || errorutils.IsUnavailable(err) || errorutils.IsDeadlineExceeded(err) {
-			return Result{Outcome: RetryLater, Reason: ReasonTransport + ": " + err.Error()}
-		}
-		// The SDK refused the message before sending it.
-		return Result{Outcome: Failed, Reason: ReasonInvalidPayload + ": " + err.Error()}
+	if e.Error.Status == "INVALID_ARGUMENT" || (e.Error.Status == "" && status == http.StatusBadRequest) {
+		return fcmInvalidArgument(message, e)
 	}
-	code, _ := fcmErrorCode(resp.StatusCode, body)
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+	code := e.code(status)
+	if status == http.StatusTooManyRequests || status >= 500 {
 		return Result{Outcome: RetryLater, Reason: code, RetryAfter: retryAfter}
 	}
-	return Result{Outcome: Failed, Reason: code + ": " + err.Error()}
+	return Result{Outcome: Failed, Reason: code + ": " + message}
 }
 
-// badRegistrationToken reports whether an INVALID_ARGUMENT answer is about
-// the registration token: FCM says so in the message and names message.token
-// in a BadRequest field violation.
-func badRegistrationToken(message string, body []byte) bool {
+// fcmInvalidArgument classifies INVALID_ARGUMENT, which FCM answers both for
+// a malformed registration token (which never becomes valid: remove it) and
+// for a bad message (ours). It says which in the message and by naming
+// message.token in a BadRequest field violation.
+func fcmInvalidArgument(message string, e fcmError) Result {
 	if strings.Contains(strings.ToLower(message), "registration token") {
-		return true
+		return Result{Outcome: DeadToken, Reason: "INVALID_ARGUMENT"}
 	}
-	var e struct {
-		Error struct {
-			Details []struct {
-				FieldViolations []struct {
-					Field string `json:"field"`
-				} `json:"fieldViolations"`
-			} `json:"details"`
-		} `json:"error"`
-	}
-	_ = json.Unmarshal(body, &e)
 	for _, d := range e.Error.Details {
 		for _, v := range d.FieldViolations {
 			if v.Field == "message.token" {
-				return true
+				return Result{Outcome: DeadToken, Reason: "INVALID_ARGUMENT"}
 			}
 		}
 	}
-	return false
+	return Result{Outcome: Failed, Reason: "INVALID_ARGUMENT: " + message}
+}
+
+// fcmError is Google's error answer as FCM sends it (API format version 2).
+type fcmError struct {
+	Error struct {
+		Status  string `json:"status"`
+		Message string `json:"message"`
+		Details []struct {
+			Type            string `json:"@type"`
+			ErrorCode       string `json:"errorCode"`
+			FieldViolations []struct {
+				Field string `json:"field"`
+			} `json:"fieldViolations"`
+		} `json:"details"`
+	} `json:"error"`
+}
+
+// parseFCMError reads what it can of an error answer; anything else (an HTML
+// page from a proxy, say) leaves it empty.
+func parseFCMError(body []byte) fcmError {
+	var e fcmError
+	_ = json.Unmarshal(body, &e)
+	return e
+}
+
+// fcmCode is the FcmError detail's code, "" without one.
+func (e *fcmError) fcmCode() string {
+	for _, d := range e.Error.Details {
+		if d.Type == "type.googleapis.com/google.firebase.fcm.v1.FcmError" && d.ErrorCode != "" {
+			return d.ErrorCode
+		}
+	}
+	return ""
+}
+
+// code is the most specific code of the answer: the FcmError detail, else
+// the Google status, else the HTTP status.
+func (e *fcmError) code(status int) string {
+	if c := e.fcmCode(); c != "" {
+		return c
+	}
+	if e.Error.Status != "" {
+		return e.Error.Status
+	}
+	return "HTTP " + strconv.Itoa(status)
 }
 
 // fcmTransportResult classifies an error that kept an FCM request (or its
@@ -264,31 +395,6 @@ func fcmTransportResult(ctx context.Context, err error) Result {
 		return Result{Outcome: Failed, Reason: reason}
 	}
 	return transportResult(ctx, err)
-}
-
-// fcmErrorCode extracts the most specific code of an FCM error answer: the
-// FcmError detail, else the Google status, else the HTTP status.
-func fcmErrorCode(status int, body []byte) (code, message string) {
-	var e struct {
-		Error struct {
-			Status  string `json:"status"`
-			Message string `json:"message"`
-			Details []struct {
-				Type      string `json:"@type"`
-				ErrorCode string `json:"errorCode"`
-			} `json:"details"`
-		} `json:"error"`
-	}
-	_ = json.Unmarshal(body, &e)
-	for _, d := range e.Error.Details {
-		if d.Type == "type.googleapis.com/google.firebase.fcm.v1.FcmError" && d.ErrorCode != "" {
-			return d.ErrorCode, e.Error.Message
-		}
-	}
-	if e.Error.Status != "" {
-		return e.Error.Status, e.Error.Message
-	}
-	return "HTTP " + strconv.Itoa(status), e.Error.Message
 }
 
 // fcmDataSize is the size FCM counts against its limit: the bytes of the data keys and values.

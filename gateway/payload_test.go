@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -62,14 +64,58 @@ func newTestNotification(kind string) *notification {
 	return n
 }
 
-// fcmWire is the message exactly as the Firebase SDK serialises it.
+// fcmWire is the message as pushgate sends it to FCM. It must be what the
+// Firebase Admin SDK would send for the same message: the same bytes, apart
+// from characters that encoding/json escapes and pushgate need not (<, >, &,
+// U+2028, U+2029 and some control characters), where the JSON must be equal.
 func fcmWire(t *testing.T, n *notification) []byte {
 	t.Helper()
-	b, err := json.Marshal(&messaging.Message{Token: n.token, Data: n.data, Android: &messaging.AndroidConfig{Priority: "high"}})
+	var req struct {
+		Message json.RawMessage `json:"message"`
+	}
+	body := appendFCMRequest(nil, n)
+	if err := json.Unmarshal(body, &req); err != nil {
+		t.Fatalf("request body is not JSON: %v\n%s", err, body)
+	}
+	if len(body) != fcmRequestSize(n) {
+		t.Errorf("fcmRequestSize = %d, body is %d bytes", fcmRequestSize(n), len(body))
+	}
+	sdk, err := json.Marshal(&messaging.Message{Token: n.token, Data: n.data, Android: &messaging.AndroidConfig{Priority: "high"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	if !bytes.Equal(req.Message, sdk) {
+		var ours, theirs any
+		_ = json.Unmarshal(req.Message, &ours)
+		_ = json.Unmarshal(sdk, &theirs)
+		if !reflect.DeepEqual(ours, theirs) {
+			t.Errorf("message differs from the Firebase SDK's\n ours: %s\n  sdk: %s", req.Message, sdk)
+		}
+	}
+	return req.Message
+}
+
+func TestFCMRequestIsTheSDKsMessage(t *testing.T) {
+	many := map[string]string{}
+	for i := range 40 { // more keys than appendFCMRequest sorts on the stack
+		many[fmt.Sprintf("k%02d", i)] = strings.Repeat("v", i)
+	}
+	tests := []struct {
+		name  string
+		token string
+		data  map[string]string
+	}{
+		{"no data", "tok", map[string]string{}},
+		{"characters encoding/json escapes", "tok<&>", map[string]string{"a<b": "x & y <script>\u2028\u2029", "ctl": "\x00\x01\b\f\n\r\t\"\\", "bad utf8": "\xff\xfe ok é"}},
+		{"many keys", "tok", many},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newTestNotification(KindFCM)
+			n.token, n.data = tc.token, tc.data
+			fcmWire(t, n)
+		})
+	}
 }
 
 func TestMattermostAPNsPayloads(t *testing.T) {

@@ -106,7 +106,7 @@ func NewRegistry(ctx context.Context, apps []AppConfig, opts Options, log *slog.
 		case KindAPNs:
 			prov, err = newAPNs(cfg, tokens, log)
 		case KindFCM:
-			prov, err = newFCM(ctx, cfg, opts)
+			prov, err = newFCM(cfg, opts)
 		}
 		if err != nil {
 			r.Close()
