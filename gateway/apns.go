@@ -1,17 +1,22 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sideshow/apns2"
@@ -26,11 +31,22 @@ const (
 	apnsVoIPLimit = 5120
 )
 
-// apnsProvider sends through one apns2 client: one HTTP/2 connection pool per app.
+// apnsProvider sends to APNs over one HTTP/2 connection pool per app: one
+// POST /3/device/<token> per attempt, as sideshow/apns2 would send it, without
+// its per-push JSON re-validation, URL parsing and response decoder. apns2
+// still signs and refreshes the provider token and reads certificates.
 type apnsProvider struct {
-	client    *apns2.Client
+	base      url.URL // scheme://host[:port]
+	token     *token.Token
+	authz     atomic.Pointer[apnsAuthorization]
+	rt        http.RoundTripper
 	transport *http2.Transport
-	rt        *probeTransport
+}
+
+// apnsAuthorization is the Authorization header of one signed provider token.
+type apnsAuthorization struct {
+	bearer string
+	header []string
 }
 
 // apnsTokens shares one signing token per .p8 key among the apps that use it;
@@ -68,13 +84,18 @@ func newAPNs(cfg AppConfig, tokens apnsTokens, log *slog.Logger) (*apnsProvider,
 	if err != nil {
 		return nil, err
 	}
-	client := &apns2.Client{Host: apns2.HostProduction}
+	host := apns2.HostProduction
 	if cfg.Environment == EnvDevelopment {
-		client.Host = apns2.HostDevelopment
+		host = apns2.HostDevelopment
 	}
 	if cfg.Endpoint != "" {
-		client.Host = strings.TrimRight(cfg.Endpoint, "/")
+		host = strings.TrimRight(cfg.Endpoint, "/")
 	}
+	u, err := url.Parse(host)
+	if err != nil || u.Host == "" || u.Path != "" {
+		return nil, fmt.Errorf("endpoint %q is not an https://host[:port] origin", cfg.Endpoint)
+	}
+	p := &apnsProvider{base: *u}
 	if cfg.CertFile != "" {
 		cert, err := loadCertificate(cfg.CertFile, cfg.CertPassword)
 		if err != nil {
@@ -83,15 +104,14 @@ func newAPNs(cfg AppConfig, tokens apnsTokens, log *slog.Logger) (*apnsProvider,
 		if cert.Leaf != nil && time.Now().After(cert.Leaf.NotAfter) {
 			log.Warn("APNs certificate has expired", "app", cfg.ID, "not_after", cert.Leaf.NotAfter)
 		}
-		client.Certificate = cert
 		tlsCfg.Certificates = []tls.Certificate{cert}
 	} else {
-		if client.Token, err = tokens.get(cfg); err != nil {
+		if p.token, err = tokens.get(cfg); err != nil {
 			return nil, err
 		}
 	}
 	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 20 * time.Second, KeepAlive: 15 * time.Second}}
-	tr := &http2.Transport{
+	p.transport = &http2.Transport{
 		TLSClientConfig: tlsCfg,
 		DialTLSContext: func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
 			d := *dialer
@@ -101,9 +121,8 @@ func newAPNs(cfg AppConfig, tokens apnsTokens, log *slog.Logger) (*apnsProvider,
 		ReadIdleTimeout: 15 * time.Second,
 		PingTimeout:     15 * time.Second,
 	}
-	rt := &probeTransport{base: tr}
-	client.HTTPClient = &http.Client{Transport: rt, Timeout: 60 * time.Second}
-	return &apnsProvider{client: client, transport: tr, rt: rt}, nil
+	p.rt = p.transport
+	return p, nil
 }
 
 // loadCertificate reads a .p12 or a PEM file holding the certificate and its key.
@@ -134,21 +153,77 @@ func loadCertificate(path, password string) (tls.Certificate, error) {
 }
 
 func (p *apnsProvider) send(ctx context.Context, n *notification) Result {
-	n.apns = apns2.Notification{
-		DeviceToken: n.token,
-		Topic:       n.topic,
-		Payload:     n.payload,
-		PushType:    n.pushType,
-		Priority:    n.priority,
-		Expiration:  n.expiration,
+	u := new(url.URL)
+	*u = p.base
+	// Device tokens are hex; escaping keeps anything else inside the path.
+	u.Path = "/3/device/" + n.token
+	if esc := url.PathEscape(n.token); esc != n.token {
+		u.RawPath = "/3/device/" + esc
 	}
-	n.probe = attemptProbe{}
-	ctx = context.WithValue(ctx, probeKey{}, &n.probe)
-	resp, err := p.client.PushWithContext(ctx, &n.apns)
+	// One backing array for the header values: apns2 sets the same headers.
+	vals := [5]string{"application/json; charset=utf-8", n.topic, strconv.Itoa(n.priority), string(n.pushType)}
+	h := http.Header{
+		"Content-Type":   vals[0:1:1],
+		"Apns-Topic":     vals[1:2:2],
+		"Apns-Priority":  vals[2:3:3],
+		"Apns-Push-Type": vals[3:4:4],
+	}
+	if n.pushType == "" {
+		vals[3] = string(apns2.PushTypeAlert)
+	}
+	if n.priority <= 0 {
+		delete(h, "Apns-Priority")
+	}
+	if n.expiration.After(time.Unix(0, 0)) {
+		vals[4] = strconv.FormatInt(n.expiration.Unix(), 10)
+		h["Apns-Expiration"] = vals[4:5:5]
+	}
+	if p.token != nil {
+		h["Authorization"] = p.authorization()
+	}
+	body := n.payload
+	req := &http.Request{
+		Method:        http.MethodPost,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Host:          u.Host,
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+		ContentLength: int64(len(body)),
+	}
+	resp, err := p.rt.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		return transportResult(ctx, err)
 	}
-	return classifyAPNs(resp.StatusCode, resp.Reason, resp.ApnsID, n.probe.retryAfter)
+	defer resp.Body.Close()
+	answer, err := readAnswer(resp.Body, &n.answer)
+	if err != nil {
+		return transportResult(ctx, err)
+	}
+	id := resp.Header.Get("apns-id")
+	if resp.StatusCode == http.StatusOK {
+		return Result{Outcome: Delivered, ID: id}
+	}
+	var e struct {
+		Reason string `json:"reason"`
+	}
+	_ = json.Unmarshal(answer, &e)
+	return classifyAPNs(resp.StatusCode, e.Reason, id, parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
+}
+
+// authorization is the Authorization header for the provider token, which
+// apns2 signs again when it is 50 minutes old.
+func (p *apnsProvider) authorization() []string {
+	bearer := p.token.GenerateIfExpired()
+	if a := p.authz.Load(); a != nil && a.bearer == bearer {
+		return a.header
+	}
+	a := &apnsAuthorization{bearer: bearer, header: []string{"bearer " + bearer}}
+	p.authz.Store(a)
+	return a.header
 }
 
 func (p *apnsProvider) close() {

@@ -28,13 +28,11 @@ type notification struct {
 	pushType   apns2.EPushType
 	priority   int
 	expiration time.Time
-	apns       apns2.Notification
 
 	// FCM
-	data   map[string]string
-	answer [512]byte
+	data map[string]string
 
-	probe   attemptProbe
+	answer  [512]byte // the provider's answer body, while it fits
 	scratch bytes.Buffer
 }
 
@@ -77,7 +75,6 @@ func (a *App) put(n *notification) {
 	n.token, n.topic, n.pushType, n.priority, n.limit = "", "", "", 0, 0
 	n.expiration = time.Time{}
 	n.payload = n.payload[:0]
-	n.apns, n.probe = apns2.Notification{}, attemptProbe{}
 	clear(n.data)
 	n.scratch.Reset()
 	a.pool.Put(n)

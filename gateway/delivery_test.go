@@ -22,7 +22,7 @@ import (
 	"github.com/pushgate/pushgate/gateway/sandbox"
 )
 
-// These tests drive the real apns2 and Firebase clients through a Registry
+// These tests drive the gateway's own APNs and FCM clients through a Registry
 // against the sandbox providers, over TLS and HTTP/2.
 
 const testProject = "pushgate-test"
@@ -404,8 +404,8 @@ func TestConcurrentSendsAreBoundedAndCountedExactly(t *testing.T) {
 			var probe *concurrencyProbe
 			switch p := a.prov.(type) {
 			case *apnsProvider:
-				probe = &concurrencyProbe{base: p.rt.base}
-				p.rt.base = probe
+				probe = &concurrencyProbe{base: p.rt}
+				p.rt = probe
 			case *fcmProvider:
 				probe = &concurrencyProbe{base: p.rt}
 				p.rt = probe

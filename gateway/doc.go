@@ -19,10 +19,12 @@
 //   - Failed: everything else (payload, topic, our credentials), with the
 //     provider's reason.
 //
-// APNs goes through sideshow/apns2. FCM is spoken directly (HTTP v1, one
-// POST per attempt, OAuth2 with the app's service account): the message is
-// the one the Firebase Admin SDK would send, built without reflection, and
-// the errors are classified by the FcmError code as the SDK classifies them.
-// Neither client retries on its own: the Registry's loop, its attempt count
-// and its deadline are the only ones.
+// Both providers are spoken directly over one HTTP/2 pool per app, one POST
+// per attempt and no retries of their own: the Registry's loop, its attempt
+// count and its deadline are the only ones. The APNs request is the one
+// sideshow/apns2 sends (apns2 still signs the provider token and reads
+// certificates); the FCM v1 request carries the message the Firebase Admin
+// SDK would send, built without reflection, with OAuth2 from the app's
+// service account, and its errors are classified by the FcmError code as the
+// SDK classifies them. Tests compare both requests with those libraries'.
 package gateway

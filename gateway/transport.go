@@ -1,68 +1,17 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"time"
 )
-
-// attemptProbe records what the SDK under one attempt does not tell us: the
-// Retry-After header and, for FCM, the first answer that the SDK would retry
-// on its own.
-type attemptProbe struct {
-	retryAfter time.Duration
-	// oneShot ends the SDK call after a retryable answer so our loop is the only retry loop.
-	oneShot  bool
-	stop     context.CancelFunc
-	captured bool
-	status   int
-	body     []byte
-	err      error
-}
-
-type probeKey struct{}
-
-// probeTransport fills the attemptProbe found in the request context.
-type probeTransport struct {
-	base http.RoundTripper
-}
-
-func (t *probeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	p, _ := req.Context().Value(probeKey{}).(*attemptProbe)
-	if p == nil {
-		return resp, err
-	}
-	if err != nil {
-		if p.oneShot {
-			p.captured, p.err = true, err
-			p.stop()
-		}
-		return resp, err
-	}
-	if resp.StatusCode >= 400 {
-		p.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	}
-	// The Firebase SDK retries 503 answers itself (and sleeps Retry-After);
-	// keep the answer and cancel the call instead.
-	if p.oneShot && resp.StatusCode == http.StatusServiceUnavailable {
-		body, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-		p.captured, p.status, p.body, p.err = true, resp.StatusCode, body, rerr
-		p.stop()
-	}
-	return resp, nil
-}
 
 // parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or invalid.
 func parseRetryAfter(v string, now time.Time) time.Duration {
