@@ -120,6 +120,8 @@ func newAPNs(cfg AppConfig, tokens apnsTokens, log *slog.Logger) (*apnsProvider,
 		},
 		ReadIdleTimeout: 15 * time.Second,
 		PingTimeout:     15 * time.Second,
+		// Answers are at most a reason: no Accept-Encoding to encode, no gzip reader to set up.
+		DisableCompression: true,
 	}
 	p.rt = p.transport
 	return p, nil

@@ -227,3 +227,27 @@ func mustServiceAccount(t *testing.T, dir, tokenURI string) string {
 	t.Helper()
 	return mustCopyDevKit(t, dir, tokenURI).ServiceAccountFile
 }
+
+func TestFCMMessageName(t *testing.T) {
+	tests := []struct {
+		answer string
+		name   string
+		ok     bool
+	}{
+		{`{"name":"projects/p/messages/1"}`, "projects/p/messages/1", true},
+		{"{\n  \"name\": \"projects/p/messages/0:1700000000%abc\"\n}\n", "projects/p/messages/0:1700000000%abc", true},
+		{`{"other":1,"name":"projects/p/messages/2"}`, "projects/p/messages/2", true},
+		{`{"name":"projects\/p\/messages\/3"}`, "projects/p/messages/3", true},
+		{`{"name":""}`, "", true},
+		{`{}`, "", false},
+		{`<html>ok</html>`, "", false},
+		{``, "", false},
+		{`{"name":"unterminated`, "", false},
+	}
+	for _, tc := range tests {
+		name, ok := fcmMessageName([]byte(tc.answer))
+		if name != tc.name || ok != tc.ok {
+			t.Errorf("fcmMessageName(%q) = %q, %v; want %q, %v", tc.answer, name, ok, tc.name, tc.ok)
+		}
+	}
+}

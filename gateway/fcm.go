@@ -133,6 +133,8 @@ func newFCM(cfg AppConfig, opts Options) (*fcmProvider, error) {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		// Answers are a few hundred bytes: no Accept-Encoding to encode, no gzip reader to set up.
+		DisableCompression: true,
 	}
 	// The token exchange runs outside any push's context, so it gets its own
 	// bound. JWTConfig's source is already a reusing one.
@@ -177,19 +179,48 @@ func (p *fcmProvider) send(ctx context.Context, n *notification) Result {
 		return transportResult(ctx, err)
 	}
 	if resp.StatusCode == http.StatusOK {
-		var ok struct {
-			Name string `json:"name"`
-		}
-		if err := json.Unmarshal(answer, &ok); err != nil {
+		name, ok := fcmMessageName(answer)
+		if !ok {
 			return Result{Outcome: RetryLater, Reason: ReasonTransport + ": FCM answered 200 without a message name"}
 		}
-		return Result{Outcome: Delivered, ID: ok.Name}
+		return Result{Outcome: Delivered, ID: name}
 	}
 	var retryAfter time.Duration
 	if resp.StatusCode >= 400 {
 		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return classifyFCM(resp.StatusCode, answer, retryAfter)
+}
+
+// fcmMessageName reads the name out of FCM's answer to a send,
+// {"name": "projects/<project>/messages/<id>"}, without reflection.
+func fcmMessageName(answer []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(bytes.TrimLeft(answer, " \t\r\n"), []byte("{"))
+	if ok {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		rest, ok = bytes.CutPrefix(rest, []byte(`"name"`))
+	}
+	if ok {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		rest, ok = bytes.CutPrefix(rest, []byte(":"))
+	}
+	if ok {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		rest, ok = bytes.CutPrefix(rest, []byte(`"`))
+	}
+	if ok {
+		// A name is a resource path: a backslash (an escape) sends it the long way.
+		if end := bytes.IndexAny(rest, `"\`); end >= 0 && rest[end] == '"' {
+			return string(rest[:end]), true
+		}
+	}
+	var v struct {
+		Name *string `json:"name"`
+	}
+	if json.Unmarshal(answer, &v) != nil || v.Name == nil {
+		return "", false
+	}
+	return *v.Name, true
 }
 
 // authorization is the Authorization header for the current access token,

@@ -45,12 +45,19 @@ func (p retryPolicy) backoff(n int) time.Duration {
 // attempts are spent, the deadline would pass, or ctx ends. Each attempt gets
 // its own timeout; a provider's RetryAfter replaces a shorter backoff.
 func (p retryPolicy) run(ctx context.Context, attempt func(context.Context) Result) Result {
-	ctx, cancel := context.WithTimeout(ctx, p.deadline)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
+	// The overall deadline bounds each attempt's context and the waits
+	// between attempts; it needs no context (and timer) of its own.
+	deadline := time.Now().Add(p.deadline)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	var timer *time.Timer
 	for n := 1; ; n++ {
-		actx, acancel := context.WithTimeout(ctx, p.attemptTimeout)
+		end := time.Now().Add(p.attemptTimeout)
+		if deadline.Before(end) {
+			end = deadline
+		}
+		actx, acancel := context.WithDeadline(ctx, end)
 		res := attempt(actx)
 		acancel()
 		res.Attempts = n

@@ -133,6 +133,30 @@ func TestRetryLoopGivesEachAttemptItsOwnTimeout(t *testing.T) {
 	}
 }
 
+func TestRetryLoopCapsTheLastAttemptAtTheDeadline(t *testing.T) {
+	p := testPolicy()
+	p.attemptTimeout, p.deadline = time.Second, 300*time.Millisecond
+	p.backoffBase, p.backoffMax = 100*time.Millisecond, 100*time.Millisecond
+	p.jitter = nil
+	s := &scriptedAttempts{results: []Result{transient, delivered}}
+	p.run(context.Background(), s.attempt)
+	if len(s.deadlines) != 2 {
+		t.Fatalf("%d attempts, want 2", len(s.deadlines))
+	}
+	for i, d := range s.deadlines {
+		if d > 300*time.Millisecond-time.Duration(i)*90*time.Millisecond {
+			t.Errorf("attempt %d had %v left; the overall deadline of 300ms must bound it", i+1, d)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	s = &scriptedAttempts{results: []Result{delivered}}
+	p.run(ctx, s.attempt)
+	if d := s.deadlines[0]; d > 50*time.Millisecond {
+		t.Errorf("attempt had %v left; the caller's 50ms deadline must bound it", d)
+	}
+}
+
 func TestRetryLoopStopsWhenTheCallerGoesAway(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := testPolicy()
