@@ -1,13 +1,11 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -184,19 +182,8 @@ func (p *apnsProvider) send(ctx context.Context, n *notification) Result {
 		h["Authorization"] = p.authorization()
 	}
 	body := n.payload
-	req := &http.Request{
-		Method:        http.MethodPost,
-		URL:           u,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Host:          u.Host,
-		Header:        h,
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
-		ContentLength: int64(len(body)),
-	}
-	resp, err := p.rt.RoundTrip(req.WithContext(ctx))
+	req := postRequest(ctx, u, h, body)
+	resp, err := p.rt.RoundTrip(req)
 	if err != nil {
 		return transportResult(ctx, err)
 	}

@@ -152,24 +152,14 @@ func (p *fcmProvider) send(ctx context.Context, n *notification) Result {
 		return fcmTransportResult(ctx, err)
 	}
 	body := appendFCMRequest(make([]byte, 0, fcmRequestSize(n)), n)
-	req := &http.Request{
-		Method:     http.MethodPost,
-		URL:        p.url,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Host:       p.url.Host,
-		Header: http.Header{
-			"Authorization": authz,
-			"Content-Type":  {"application/json"},
-			// Version 2 is the format whose errors carry the FcmError detail.
-			"X-Goog-Api-Format-Version": {"2"},
-		},
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
-		ContentLength: int64(len(body)),
+	h := http.Header{
+		"Authorization": authz,
+		"Content-Type":  {"application/json"},
+		// Version 2 is the format whose errors carry the FcmError detail.
+		"X-Goog-Api-Format-Version": {"2"},
 	}
-	resp, err := p.rt.RoundTrip(req.WithContext(ctx))
+	req := postRequest(ctx, p.url, h, body)
+	resp, err := p.rt.RoundTrip(req)
 	if err != nil {
 		return fcmTransportResult(ctx, err)
 	}

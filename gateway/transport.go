@@ -1,17 +1,38 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"time"
 )
+
+// postRequest is a POST of body for a provider's HTTP/2 round tripper, built
+// without parsing the URL again or canonicalising header names; GetBody lets
+// the transport resend it on a fresh connection after a GOAWAY.
+func postRequest(ctx context.Context, u *url.URL, h http.Header, body []byte) *http.Request {
+	req := &http.Request{
+		Method:        http.MethodPost,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Host:          u.Host,
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+		ContentLength: int64(len(body)),
+	}
+	return req.WithContext(ctx)
+}
 
 // parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or invalid.
 func parseRetryAfter(v string, now time.Time) time.Duration {
