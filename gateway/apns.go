@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -171,6 +172,9 @@ func (p *apnsProvider) send(ctx context.Context, n *notification) Result {
 	if n.pushType == "" {
 		vals[3] = string(apns2.PushTypeAlert)
 	}
+	if n.topic == "" {
+		delete(h, "Apns-Topic")
+	}
 	if n.priority <= 0 {
 		delete(h, "Apns-Priority")
 	}
@@ -181,8 +185,9 @@ func (p *apnsProvider) send(ctx context.Context, n *notification) Result {
 	if p.token != nil {
 		h["Authorization"] = p.authorization()
 	}
-	body := n.payload
-	req := postRequest(ctx, u, h, body)
+	// A copy: the transport may still be writing the body after an early
+	// answer, when the notification is already back in its pool.
+	req := postRequest(ctx, u, h, bytes.Clone(n.payload))
 	resp, err := p.rt.RoundTrip(req)
 	if err != nil {
 		return transportResult(ctx, err)
