@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -226,26 +225,6 @@ func (p *fcmProvider) authorization() ([]string, error) {
 	a := &fcmAuthorization{token: tok, header: []string{tok.Type() + " " + tok.AccessToken}}
 	p.authz.Store(a)
 	return a.header, nil
-}
-
-// readAnswer reads an answer body of up to 64 KiB, into buf while it fits.
-func readAnswer(r io.Reader, buf *[512]byte) ([]byte, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := r.Read(buf[n:])
-		n += m
-		if err == io.EOF {
-			return buf[:n], nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	rest, err := io.ReadAll(io.LimitReader(r, 64<<10))
-	if err != nil {
-		return nil, err
-	}
-	return append(buf[:n:n], rest...), nil
 }
 
 // fcmRequestSize is the length of appendFCMRequest's output.

@@ -34,6 +34,26 @@ func postRequest(ctx context.Context, u *url.URL, h http.Header, body []byte) *h
 	return req.WithContext(ctx)
 }
 
+// readAnswer reads an answer body of up to 64 KiB, into buf while it fits.
+func readAnswer(r io.Reader, buf *[512]byte) ([]byte, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			return buf[:n], nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	rest, err := io.ReadAll(io.LimitReader(r, 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	return append(buf[:n:n], rest...), nil
+}
+
 // parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or invalid.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
