@@ -124,3 +124,42 @@ func TestAPNsRequestIsApns2s(t *testing.T) {
 		}
 	})
 }
+
+// TestAPNsSpeaksHTTP2Only checks that the APNs connection pool refuses a
+// server without HTTP/2, as Apple's is, instead of falling back to HTTP/1.1,
+// and that both providers' pools ping a silent connection so that one that
+// died unnoticed is replaced.
+func TestAPNsSpeaksHTTP2Only(t *testing.T) {
+	rec := &apnsRecorder{}
+	srv := httptest.NewUnstartedServer(rec)
+	srv.EnableHTTP2 = false
+	srv.StartTLS()
+	defer srv.Close()
+	dir := t.TempDir()
+	kit := mustCopyDevKit(t, dir, "")
+	caFile := mustWriteFile(t, dir, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	r := mustRegistry(t, []AppConfig{
+		{ID: "apple_rn", Kind: KindAPNs, Topic: testTopic, KeyFile: kit.APNsKeyFile, KeyID: kit.APNsKeyID,
+			TeamID: kit.APNsTeamID, Environment: EnvDevelopment, Endpoint: srv.URL, CAFile: caFile},
+		{ID: "android_rn", Kind: KindFCM, ServiceAccountFile: kit.ServiceAccountFile, Endpoint: srv.URL, CAFile: caFile},
+	}, fastOptions(), nil)
+	apns := mustApp(t, r, "apple_rn").prov.(*apnsProvider)
+	fcm := mustApp(t, r, "android_rn").prov.(*fcmProvider)
+
+	n := notification{token: "a1b2c3", topic: testTopic, payload: []byte(`{"aps":{}}`)}
+	if res := apns.send(context.Background(), &n); res.Outcome != RetryLater || !strings.HasPrefix(res.Reason, ReasonTransport) {
+		t.Errorf("APNs over HTTP/1.1: %+v, want a transport failure", res)
+	}
+	rec.mu.Lock()
+	if len(rec.reqs) != 0 {
+		t.Errorf("an HTTP/1.1 request reached the server: %+v", rec.reqs)
+	}
+	rec.mu.Unlock()
+
+	if tr := apns.transport; tr.ReadIdleTimeout <= 0 || tr.PingTimeout <= 0 {
+		t.Errorf("apns: no health pings on the provider connection (ReadIdleTimeout %v, PingTimeout %v)", tr.ReadIdleTimeout, tr.PingTimeout)
+	}
+	if tr := fcm.transport; tr.HTTP2 == nil || tr.HTTP2.SendPingTimeout <= 0 || tr.HTTP2.PingTimeout <= 0 {
+		t.Errorf("fcm: no health pings on the provider connection: %+v", tr.HTTP2)
+	}
+}

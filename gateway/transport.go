@@ -15,6 +15,16 @@ import (
 	"time"
 )
 
+// Health checks of a provider connection: a connection that has received
+// nothing for pingAfter is pinged, and closed when no answer comes within
+// pingTimeout, so a connection that died silently (a NAT or load balancer
+// that dropped it) fails its streams and is replaced instead of stalling
+// each push until its attempt times out.
+const (
+	pingAfter   = 15 * time.Second
+	pingTimeout = 15 * time.Second
+)
+
 // postRequest is a POST of body for a provider's HTTP/2 round tripper, built
 // without parsing the URL again or canonicalising header names; GetBody lets
 // the transport resend it on a fresh connection after a GOAWAY.
