@@ -297,6 +297,12 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, e
 	}
 	hash := hex.EncodeToString(digest[:]) // HashToken(token), the stored form
 	v, err, _ := s.cache.flight.Do(hash, func() (any, error) {
+		// A flight that ended between our look and this one has filled the
+		// cache: without this second look, a caller that missed just before
+		// that fill would query the store again.
+		if p, err, ok := s.cache.get(digest, now); ok {
+			return p, err
+		}
 		p, err := s.loadPrincipal(ctx, hash, now)
 		if err == nil || ErrorCode(err) == CodeUnauthorized {
 			s.cache.put(digest, p, err, now)
