@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sideshow/apns2"
+
+	"github.com/pushgate/pushgate/gateway/sandbox"
 )
 
 // apnsRecorder is an APNs peer that keeps every request it gets.
@@ -53,18 +55,26 @@ func (a *apnsRecorder) last(t *testing.T) recordedRequest {
 	return a.reqs[len(a.reqs)-1]
 }
 
+// mustTLSPeer serves h over TLS, with HTTP/2 or HTTP/1.1 only, until the test
+// ends; it returns the dev credentials and a CA file that trusts the server.
+func mustTLSPeer(t *testing.T, h http.Handler, http2 bool) (*httptest.Server, sandbox.DevKit, string) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = http2
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	kit := mustCopyDevKit(t, dir, "")
+	caFile := mustWriteFile(t, dir, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	return srv, kit, caFile
+}
+
 // TestAPNsRequestIsApns2s checks that pushgate's APNs request is the one
 // sideshow/apns2 sends for the same notification: path, APNs headers,
 // authorization and body.
 func TestAPNsRequestIsApns2s(t *testing.T) {
 	rec := &apnsRecorder{}
-	srv := httptest.NewUnstartedServer(rec)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
-	dir := t.TempDir()
-	kit := mustCopyDevKit(t, dir, "")
-	caFile := mustWriteFile(t, dir, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	srv, kit, caFile := mustTLSPeer(t, rec, true)
 	r := mustRegistry(t, []AppConfig{{ID: "apple_rn", Kind: KindAPNs, Topic: testTopic, KeyFile: kit.APNsKeyFile, KeyID: kit.APNsKeyID,
 		TeamID: kit.APNsTeamID, Environment: EnvDevelopment, Endpoint: srv.URL + "/", CAFile: caFile}}, fastOptions(), nil)
 	p := mustApp(t, r, "apple_rn").prov.(*apnsProvider)
@@ -131,13 +141,7 @@ func TestAPNsRequestIsApns2s(t *testing.T) {
 // died unnoticed is replaced.
 func TestAPNsSpeaksHTTP2Only(t *testing.T) {
 	rec := &apnsRecorder{}
-	srv := httptest.NewUnstartedServer(rec)
-	srv.EnableHTTP2 = false
-	srv.StartTLS()
-	defer srv.Close()
-	dir := t.TempDir()
-	kit := mustCopyDevKit(t, dir, "")
-	caFile := mustWriteFile(t, dir, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	srv, kit, caFile := mustTLSPeer(t, rec, false)
 	r := mustRegistry(t, []AppConfig{
 		{ID: "apple_rn", Kind: KindAPNs, Topic: testTopic, KeyFile: kit.APNsKeyFile, KeyID: kit.APNsKeyID,
 			TeamID: kit.APNsTeamID, Environment: EnvDevelopment, Endpoint: srv.URL, CAFile: caFile},
