@@ -135,11 +135,11 @@ func TestAPNsRequestIsApns2s(t *testing.T) {
 	})
 }
 
-// TestAPNsSpeaksHTTP2Only checks that the APNs connection pool refuses a
+// TestProviderConnectionPools checks that the APNs connection pool refuses a
 // server without HTTP/2, as Apple's is, instead of falling back to HTTP/1.1,
 // and that both providers' pools ping a silent connection so that one that
 // died unnoticed is replaced.
-func TestAPNsSpeaksHTTP2Only(t *testing.T) {
+func TestProviderConnectionPools(t *testing.T) {
 	rec := &apnsRecorder{}
 	srv, kit, caFile := mustTLSPeer(t, rec, false)
 	r := mustRegistry(t, []AppConfig{
