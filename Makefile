@@ -23,8 +23,9 @@ test: services lint
 services:
 	@bash scripts/test-services.sh
 
-## lint: gofmt and go vet
+## lint: gofmt, go vet, and no path that reaches outside the repository
 lint: vet
+	@bash scripts/check-self-contained.sh
 	@out=$$(gofmt -l cmd api gateway tenants); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 

@@ -256,12 +256,9 @@ func TestMattermostProtocol(t *testing.T) {
 			t.Fatalf("answer = %d %v", code, resp)
 		}
 	})
-	t.Run("the shared samples are delivered", func(t *testing.T) {
+	t.Run("the sample bodies of real servers are delivered", func(t *testing.T) {
 		for _, f := range []string{"mattermost-message.json", "mattermost-id-only.json"} {
-			raw, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "samples", f))
-			if err != nil {
-				t.Fatal(err)
-			}
+			raw := sample(t, f)
 			if code, _, resp := g.mmSend(t, g.token, raw); code != 200 || resp[model.PushStatus] != model.PushStatusOk {
 				t.Fatalf("%s: answer = %d %v", f, code, resp)
 			}
@@ -447,7 +444,7 @@ func rcBody(t *testing.T, token, topic, messageID string) []byte {
 
 func sample(t *testing.T, name string) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "samples", name))
+	raw, err := os.ReadFile(filepath.Join("testdata", "samples", name))
 	if err != nil {
 		t.Fatal(err)
 	}

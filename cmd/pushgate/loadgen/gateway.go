@@ -242,7 +242,7 @@ func rocketChatStatus(code int) Status {
 }
 
 // appendMattermost appends the body of a Mattermost send_push, shaped like
-// /work/shared/samples/mattermost-message.json, with fresh ids.
+// cmd/pushgate/testdata/samples/mattermost-message.json, with fresh ids.
 func (g *Gateway) appendMattermost(b []byte, ep *endpoint, sh Shape) []byte {
 	platform := g.androidPlatform
 	if sh.IOS {
@@ -268,7 +268,7 @@ const mattermostTail = `","category":"CAN_REPLY","message":"alice: the build is 
 	`"is_crt_enabled":true,"is_id_loaded":false,"signature":"eyJhbGciOiJFUzI1NiJ9.e30.c2lnbmF0dXJl"}`
 
 // appendRocketChat appends the body of a Rocket.Chat push, shaped like
-// /work/shared/samples/rocketchat-message.json, with a fresh message id (the
+// cmd/pushgate/testdata/samples/rocketchat-message.json, with a fresh message id (the
 // gateway's duplicate key) and unique id.
 func (g *Gateway) appendRocketChat(b []byte, sh Shape) []byte {
 	b = append(b, `{"token":"`...)
