@@ -171,7 +171,7 @@ func handleRocketChatPush(ps *pusher, kind string) http.Handler {
 			writeJSON(w, status, rcError{Code: rcCodeDeadToken, Error: "the device token is no longer valid (" + res.Reason + "): delete it", Status: status})
 		case gateway.RetryLater:
 			status = http.StatusServiceUnavailable
-			if res.Code() == "TooManyRequests" || res.Code() == "QUOTA_EXCEEDED" {
+			if res.Throttled {
 				status = http.StatusTooManyRequests
 			}
 			if res.RetryAfter > 0 {

@@ -243,7 +243,8 @@ func classifyAPNs(status int, reason, id string, retryAfter time.Duration) Resul
 		return Result{Outcome: RetryLater, ID: id, Reason: reason, RetryAfter: retryAfter}
 	}
 	if status == http.StatusTooManyRequests || status >= 500 {
-		return Result{Outcome: RetryLater, ID: id, Reason: reason, RetryAfter: retryAfter}
+		return Result{Outcome: RetryLater, ID: id, Reason: reason, RetryAfter: retryAfter,
+			Throttled: status == http.StatusTooManyRequests}
 	}
 	return Result{Outcome: Failed, ID: id, Reason: reason}
 }

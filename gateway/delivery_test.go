@@ -170,12 +170,13 @@ func TestDeliveryOutcomesByDeviceToken(t *testing.T) {
 		apnsReason string
 		fcmReason  string
 		retryAfter time.Duration
+		throttled  bool
 	}{
-		{"accepted token is delivered", "a1b2c3", Delivered, "", "", 0},
-		{"unregistered token is dead", "unregistered", DeadToken, "Unregistered", "UNREGISTERED", 0},
-		{"bad device token is dead", "baddevice", DeadToken, "BadDeviceToken", "INVALID_ARGUMENT", 0},
-		{"unavailable provider is retry later", "unavailable", RetryLater, "ServiceUnavailable", "UNAVAILABLE", time.Second},
-		{"throttled sender is retry later", "toomany", RetryLater, "TooManyRequests", "QUOTA_EXCEEDED", time.Second},
+		{"accepted token is delivered", "a1b2c3", Delivered, "", "", 0, false},
+		{"unregistered token is dead", "unregistered", DeadToken, "Unregistered", "UNREGISTERED", 0, false},
+		{"bad device token is dead", "baddevice", DeadToken, "BadDeviceToken", "INVALID_ARGUMENT", 0, false},
+		{"unavailable provider is retry later, not throttled", "unavailable", RetryLater, "ServiceUnavailable", "UNAVAILABLE", time.Second, false},
+		{"throttled sender is retry later and throttled", "toomany", RetryLater, "TooManyRequests", "QUOTA_EXCEEDED", time.Second, true},
 	}
 	for _, appID := range []string{"apple_rn", "apple_cert", "android_rn"} {
 		a := mustApp(t, r, appID)
@@ -187,8 +188,8 @@ func TestDeliveryOutcomesByDeviceToken(t *testing.T) {
 				if a.Kind() == KindFCM {
 					want = tc.fcmReason
 				}
-				if res.Outcome != tc.outcome || res.Code() != want || res.Attempts != 1 || res.RetryAfter != tc.retryAfter {
-					t.Errorf("got %+v, want %v %q after 1 attempt, RetryAfter %v", res, tc.outcome, want, tc.retryAfter)
+				if res.Outcome != tc.outcome || res.Code() != want || res.Attempts != 1 || res.RetryAfter != tc.retryAfter || res.Throttled != tc.throttled {
+					t.Errorf("got %+v, want %v %q after 1 attempt, RetryAfter %v, Throttled %v", res, tc.outcome, want, tc.retryAfter, tc.throttled)
 				}
 				if tc.outcome == Delivered && res.ID == "" {
 					t.Error("delivered without a provider id")

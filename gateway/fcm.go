@@ -288,7 +288,8 @@ func classifyFCM(status int, body []byte, retryAfter time.Duration) Result {
 		// The token belongs to another Firebase project: our configuration, not a dead token.
 		return Result{Outcome: Failed, Reason: "SENDER_ID_MISMATCH: " + message}
 	case "QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL":
-		return Result{Outcome: RetryLater, Reason: e.fcmCode(), RetryAfter: retryAfter}
+		return Result{Outcome: RetryLater, Reason: e.fcmCode(), RetryAfter: retryAfter,
+			Throttled: e.fcmCode() == "QUOTA_EXCEEDED" || status == http.StatusTooManyRequests}
 	case "THIRD_PARTY_AUTH_ERROR", "APNS_AUTH_ERROR":
 		return Result{Outcome: Failed, Reason: "THIRD_PARTY_AUTH_ERROR: " + message}
 	case "INVALID_ARGUMENT":
@@ -299,7 +300,7 @@ func classifyFCM(status int, body []byte, retryAfter time.Duration) Result {
 	}
 	code := e.code(status)
 	if status == http.StatusTooManyRequests || status >= 500 {
-		return Result{Outcome: RetryLater, Reason: code, RetryAfter: retryAfter}
+		return Result{Outcome: RetryLater, Reason: code, RetryAfter: retryAfter, Throttled: status == http.StatusTooManyRequests}
 	}
 	return Result{Outcome: Failed, Reason: code + ": " + message}
 }

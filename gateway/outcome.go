@@ -43,6 +43,9 @@ type Result struct {
 	Reason string
 	// RetryAfter is how long the provider asked us to wait, if it did.
 	RetryAfter time.Duration
+	// Throttled says the provider refused for our sending rate (HTTP 429),
+	// not because it is down: callers answer "slow down", not "unavailable".
+	Throttled bool
 	// Attempts is the number of provider requests made (0 when rejected before sending).
 	Attempts int
 }
