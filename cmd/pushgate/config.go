@@ -53,6 +53,8 @@ type config struct {
 	PprofListen     string `yaml:"pprof_listen"`
 
 	// Derived by validate.
+	publicURLDerived bool // public_url was not set: it follows the listen address
+	termsURLDerived  bool
 	regions          map[string]string
 	shutdownTimeout  time.Duration
 	registrationOpen bool
@@ -76,7 +78,7 @@ func settings() []setting {
 	return []setting{
 		{"listen", "PUSHGATE_LISTEN", "listen", "HTTP listen address", func(c *config) *string { return &c.Listen }},
 		{"region", "PUSHGATE_REGION", "region", "this gateway's region: us or de", func(c *config) *string { return &c.Region }},
-		{"public_url", "PUSHGATE_PUBLIC_URL", "public-url", "the URL workspaces use to reach this region", func(c *config) *string { return &c.PublicURL }},
+		{"public_url", "PUSHGATE_PUBLIC_URL", "public-url", "the URL workspaces use to reach this region (default http://localhost:PORT of listen)", func(c *config) *string { return &c.PublicURL }},
 		{"region_urls", "PUSHGATE_REGION_URLS", "region-urls", "every region's public URL: us=https://…,de=https://…", func(c *config) *string { return &c.RegionURLs }},
 		{"database_url", "PUSHGATE_DATABASE_URL", "database-url", "sqlite:PATH or postgres://…", func(c *config) *string { return &c.DatabaseURL }},
 		{"redis_url", "PUSHGATE_REDIS_URL", "redis-url", "redis://…; required when more than one replica runs", func(c *config) *string { return &c.RedisURL }},
@@ -108,7 +110,6 @@ func defaultConfig() config {
 	return config{
 		Listen:          ":8086",
 		Region:          "us",
-		PublicURL:       "http://localhost:8086",
 		DatabaseURL:     "sqlite:./data/pushgate.db",
 		LogFormat:       "text",
 		LogLevel:        "info",
@@ -190,6 +191,10 @@ func (c *config) validate() error {
 	if c.Region != "us" && c.Region != "de" {
 		return bad("region", "must be us or de, got %q", c.Region)
 	}
+	if c.PublicURL == "" {
+		c.publicURLDerived = true
+		c.PublicURL = localURL(c.Listen)
+	}
 	if err := checkHTTPURL(c.PublicURL); err != nil {
 		return bad("public_url", "%v", err)
 	}
@@ -260,6 +265,7 @@ func (c *config) validate() error {
 		return bad("terms_version", "expected a version id such as 2026-11-01, got %q", c.TermsVersion)
 	}
 	if c.TermsURL == "" {
+		c.termsURLDerived = true
 		c.TermsURL = strings.TrimRight(c.PublicURL, "/") + "/terms"
 	}
 	if err := checkHTTPURL(c.TermsURL); err != nil {
@@ -302,6 +308,35 @@ func (c *config) validate() error {
 		return bad("sandbox_listen", "expected HOST:PORT, got %q", c.SandboxListen)
 	}
 	return nil
+}
+
+// localURL is the URL of a listen address as seen from this machine:
+// localhost for an unspecified host, the host itself otherwise.
+func localURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// listeningOn points a derived public_url, and the URLs made from it, at
+// the address actually listened on (which differs when the port was 0).
+func (c *config) listeningOn(addr net.Addr) {
+	if !c.publicURLDerived {
+		return
+	}
+	c.PublicURL = localURL(addr.String())
+	c.regions[c.Region] = c.PublicURL
+	if c.termsURLDerived {
+		c.TermsURL = c.PublicURL + "/terms"
+	}
+	if c.UpgradeURL == "" {
+		c.upgradeURL = c.PublicURL + "/upgrade"
+	}
 }
 
 func checkHTTPURL(raw string) error {

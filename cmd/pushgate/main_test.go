@@ -208,6 +208,64 @@ func TestDevModeMigratesItself(t *testing.T) {
 	}
 }
 
+func TestDevBannerLinesWorkAsPrintedOnAnyPort(t *testing.T) {
+	dir := t.TempDir()
+	s := mustServe(t, map[string]string{
+		"PUSHGATE_DATABASE_URL": "sqlite:" + filepath.Join(dir, "pushgate.db"),
+		"PUSHGATE_DATA_DIR":     dir,
+	}, "--dev")
+	banner := mustEventually(t, s.stdout, "Ctrl-C")
+	base := strings.Replace(s.URL, "127.0.0.1", "localhost", 1)
+
+	for _, u := range regexp.MustCompile(`https?://localhost:\d+`).FindAllString(banner, -1) {
+		if u != base {
+			t.Errorf("banner names %s; the server listens on %s", u, base)
+		}
+	}
+	push := regexp.MustCompile(`curl -s (\S+/api/v1/send_push) -d '([^']+)'`).FindStringSubmatch(banner)
+	usage := regexp.MustCompile(`curl -s -H 'Authorization: Bearer (\S+)' (\S+/usage)`).FindStringSubmatch(banner)
+	if push == nil || usage == nil {
+		t.Fatalf("banner lacks the curl lines:\n%s", banner)
+	}
+	resp, err := http.Post(push[1], "application/x-www-form-urlencoded", strings.NewReader(push[2]))
+	if err != nil {
+		t.Fatalf("the banner's push line: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"status":"OK"}` {
+		t.Fatalf("the banner's push line answered %d %s", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, usage[2], nil)
+	req.Header.Set("Authorization", "Bearer "+usage[1])
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("the banner's usage line: %v", err)
+	}
+	var u struct {
+		Used int64 `json:"used"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&u)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || u.Used != 1 {
+		t.Fatalf("the banner's usage line answered %d, used %d (%v)", resp.StatusCode, u.Used, err)
+	}
+}
+
+// mustEventually waits until w holds want and returns what it holds.
+func mustEventually(t *testing.T, w *syncBuffer, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if out := w.String(); strings.Contains(out, want) {
+			return out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%q did not appear within 20s in:\n%s", want, w)
+	return ""
+}
+
 func TestBadConfigurationExitsBeforeListening(t *testing.T) {
 	dir := t.TempDir()
 	unknownKey := filepath.Join(dir, "unknown.yaml")

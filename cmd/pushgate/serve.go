@@ -58,6 +58,15 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var cleanup closers
 	defer cleanup.closeAll()
 
+	// Listening first lets every URL printed or handed out name the real
+	// port; connections wait in the backlog until the server is ready.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	cleanup.add(func() { _ = ln.Close() })
+	cfg.listeningOn(ln.Addr())
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -140,10 +149,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		cleanup.add(stopPprof)
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
-	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
