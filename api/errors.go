@@ -8,6 +8,10 @@ import (
 	"github.com/pushgate/pushgate/tenants"
 )
 
+// statusClientClosed is recorded for a request whose client went away before
+// the answer (nginx's 499): not an error of the server.
+const statusClientClosed = 499
+
 // apiStatus maps an error code to the HTTP status of the JSON APIs
 // (registration, workspace, terms). The push protocols have their own mappers.
 func apiStatus(code tenants.Code) int {

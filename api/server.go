@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgate/pushgate/gateway"
@@ -66,5 +67,10 @@ func NewHandler(d Deps) http.Handler {
 		upgradeURL: d.UpgradeURL, log: d.Log, now: d.Now, metrics: newPushMetrics(d.Registry),
 		limiters: map[string]*workspaceLimiter{},
 	}
-	return addRoutes(d, newHTTPMetrics(d.Registry), ps)
+	m := newHTTPMetrics(d.Registry)
+	h := addRoutes(d, m, ps)
+	if routes, ok := h.(chi.Routes); ok {
+		m.knowRoutes(routes)
+	}
+	return h
 }

@@ -40,11 +40,12 @@ func (l *lockedBuffer) String() string {
 }
 
 type testAPI struct {
-	URL  string
-	svc  *tenants.Service
-	db   *sqlstore.DB
-	logs *lockedBuffer
-	reg  *prometheus.Registry
+	URL     string
+	handler http.Handler
+	svc     *tenants.Service
+	db      *sqlstore.DB
+	logs    *lockedBuffer
+	reg     *prometheus.Registry
 }
 
 type apiOptions struct {
@@ -82,12 +83,13 @@ func mustAPI(t *testing.T, dbURL string, o apiOptions) *testAPI {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	srv := httptest.NewServer(api.NewHandler(api.Deps{
+	h := api.NewHandler(api.Deps{
 		Log: log, Registry: reg, Tenants: svc, PublicURL: "https://" + o.region + ".gw.example",
 		RegistrationOpen: o.registrationOpen, RegistrationsPerHour: o.perHour,
-	}))
+	})
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testAPI{URL: srv.URL, svc: svc, db: db, logs: logs, reg: reg}
+	return &testAPI{URL: srv.URL, handler: h, svc: svc, db: db, logs: logs, reg: reg}
 }
 
 // call sends a JSON request and decodes the JSON answer.
