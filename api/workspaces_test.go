@@ -52,6 +52,7 @@ type apiOptions struct {
 	region           string
 	registrationOpen bool
 	perHour          int
+	trustProxy       bool
 }
 
 func mustAPI(t *testing.T, dbURL string, o apiOptions) *testAPI {
@@ -85,7 +86,7 @@ func mustAPI(t *testing.T, dbURL string, o apiOptions) *testAPI {
 	reg := prometheus.NewRegistry()
 	h := api.NewHandler(api.Deps{
 		Log: log, Registry: reg, Tenants: svc, PublicURL: "https://" + o.region + ".gw.example",
-		RegistrationOpen: o.registrationOpen, RegistrationsPerHour: o.perHour,
+		RegistrationOpen: o.registrationOpen, RegistrationsPerHour: o.perHour, TrustProxy: o.trustProxy,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
