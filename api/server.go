@@ -19,6 +19,8 @@ import (
 type Checker struct {
 	Name string
 	Ping func(context.Context) error
+	// Timeout bounds this check alone; 0 means two seconds.
+	Timeout time.Duration
 }
 
 // VersionInfo is what GET /version shows.
@@ -34,6 +36,10 @@ type Deps struct {
 	Registry *prometheus.Registry
 	Version  VersionInfo
 	Ready    []Checker
+	// Operator says whether a request carries operator credentials; such
+	// requests see /readyz's detail from anywhere, not only from loopback.
+	// Nil until operator API keys exist.
+	Operator func(*http.Request) bool
 
 	Tenants   *tenants.Service
 	PublicURL string
