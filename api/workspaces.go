@@ -251,10 +251,6 @@ func handleConsent(svc *tenants.Service, log *slog.Logger) http.Handler {
 		if by == "" {
 			by = p.Workspace.ContactEmail
 		}
-		if len(by) > tenants.MaxEmailLen {
-			writeAPIError(w, r, log, tenants.FieldError("accepted_by", "is longer than %d characters", tenants.MaxEmailLen))
-			return
-		}
 		c, err := svc.Accept(r.Context(), p, req.TermsVersion, by, clientIP(r))
 		if err != nil {
 			writeAPIError(w, r, log, err)
