@@ -87,6 +87,7 @@ func mustAPI(t *testing.T, dbURL string, o apiOptions) *testAPI {
 	h := api.NewHandler(api.Deps{
 		Log: log, Registry: reg, Tenants: svc, PublicURL: "https://" + o.region + ".gw.example",
 		RegistrationOpen: o.registrationOpen, RegistrationsPerHour: o.perHour, TrustProxy: o.trustProxy,
+		Quotas: sqlstore.NewQuotaStore(db), History: db,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
