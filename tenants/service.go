@@ -519,6 +519,26 @@ func (s *Service) Update(ctx context.Context, workspaceID, actor, action string,
 	return ws, nil
 }
 
+// UpdateOwn applies a workspace's change of its own settings (privacy and
+// server_id). A suspended workspace's settings stay as they are until an
+// operator resumes it; it may still read its data, accept the terms and
+// rotate its token, so that a leaked token can be revoked at once.
+func (s *Service) UpdateOwn(ctx context.Context, p *Principal, change WorkspaceChange) (*Workspace, error) {
+	if change.Status != nil || change.Plan != nil || change.QuotaLimit != nil {
+		return nil, Errorf(CodeForbidden, "a workspace changes only its privacy and server_id; plans and status are set by pushgate")
+	}
+	// The principal may be a cached snapshot: the status is read afresh.
+	ws, err := s.store.Workspace(ctx, p.Workspace.ID)
+	if err != nil {
+		return nil, err
+	}
+	if ws.Status == StatusSuspended {
+		return nil, &Error{Code: CodeForbidden, Reason: "suspended",
+			Message: "workspace " + ws.ID + " is suspended: its settings cannot change until it is resumed (you can still read it and its usage, accept the terms and rotate its token); contact pushgate support"}
+	}
+	return s.Update(ctx, ws.ID, "workspace:"+ws.ID, "workspace.update", change)
+}
+
 func describeChange(c WorkspaceChange) string {
 	var parts []string
 	if c.Status != nil {
