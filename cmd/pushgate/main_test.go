@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -334,5 +335,39 @@ func TestUnknownCommandIsAUsageError(t *testing.T) {
 	err := run(context.Background(), []string{"frobnicate"}, envFrom(nil), io.Discard, io.Discard)
 	if err == nil || exitCode(err) != 2 {
 		t.Fatalf("run(frobnicate) = %v (exit %d), want a usage error", err, exitCode(err))
+	}
+}
+
+func TestShutdownSaysHowManyRequestsItCutOff(t *testing.T) {
+	dbURL := storetest.SQLite(t)
+	mustRun(t, map[string]string{"PUSHGATE_DATABASE_URL": dbURL}, "migrate")
+	_, _, appsFile := mustSandbox(t)
+	s := mustServe(t, map[string]string{"PUSHGATE_DATABASE_URL": dbURL, "PUSHGATE_APPS_FILE": appsFile, "PUSHGATE_SHUTDOWN_TIMEOUT": "100ms"})
+
+	// A registration whose body never finishes keeps its handler waiting.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /api/v1/workspaces HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		// The scrape itself is one request in flight.
+		if _, body := mustGet(t, s.URL+"/metrics"); strings.Contains(body, "pushgate_http_requests_in_flight 2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request never reached its handler")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	logs := s.stderr.String()
+	if strings.Contains(logs, "stopped cleanly") || !strings.Contains(logs, "1 in-flight request(s) were cut off") {
+		t.Fatalf("shutdown that cut off a request did not say so:\n%s", logs)
 	}
 }
