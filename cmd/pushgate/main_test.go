@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -370,4 +371,77 @@ func TestShutdownSaysHowManyRequestsItCutOff(t *testing.T) {
 	if strings.Contains(logs, "stopped cleanly") || !strings.Contains(logs, "1 in-flight request(s) were cut off") {
 		t.Fatalf("shutdown that cut off a request did not say so:\n%s", logs)
 	}
+}
+
+// mustNotCreateDataHere fails t if a command put a database in ./data of
+// the package directory, where the old default created one.
+func mustNotCreateDataHere(t *testing.T) {
+	t.Helper()
+	const stray = "data/pushgate.db"
+	if _, err := os.Stat(stray); err == nil {
+		t.Fatalf("%s exists beside the tests; remove it", stray)
+	}
+	t.Cleanup(func() {
+		if _, err := os.Stat(stray); err == nil {
+			os.RemoveAll("data")
+			t.Errorf("a command created %s in the current directory", stray)
+		}
+	})
+}
+
+func TestDataDirHoldsTheDefaultDatabase(t *testing.T) {
+	mustNotCreateDataHere(t)
+	dir := t.TempDir()
+	env := map[string]string{"PUSHGATE_DATA_DIR": dir}
+	want := filepath.Join(dir, "pushgate.db")
+	if out := mustRun(t, env, "migrate"); !strings.Contains(out, "applied 0001_workspaces") {
+		t.Fatalf("migrate printed %q", out)
+	}
+	if _, err := os.Stat(want); err != nil {
+		t.Fatalf("migrate with PUSHGATE_DATA_DIR=%s did not create %s: %v", dir, want, err)
+	}
+	created := mustRunJSON(t, env, "workspace", "create", "--name", "Acme", "--email", "ops@acme.example", "--json")
+	if out := mustRun(t, env, "workspace", "list"); !strings.Contains(out, created["id"].(string)) {
+		t.Fatalf("list in the same data_dir = %q", out)
+	}
+}
+
+func TestOnlyMigrateAndDevCreateADatabase(t *testing.T) {
+	mustNotCreateDataHere(t)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nowhere", "pushgate.db")
+	env := map[string]string{"PUSHGATE_DATABASE_URL": "sqlite:" + missing, "PUSHGATE_LISTEN": "127.0.0.1:0"}
+	for _, args := range [][]string{
+		{"workspace", "list"},
+		{"workspace", "create", "--name", "Acme", "--email", "ops@acme.example"},
+		{"workspace", "show", "ws_prbyzqk67yqqqoyjus7z"},
+		{"serve"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			err := run(context.Background(), args, envFrom(env), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "pushgate migrate") {
+				t.Fatalf("pushgate %s = %v, want an error naming %s and `pushgate migrate`", strings.Join(args, " "), err, missing)
+			}
+			if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("pushgate %s created %s", strings.Join(args, " "), filepath.Dir(missing))
+			}
+		})
+	}
+	t.Run("admin create", func(t *testing.T) {
+		err := runWithInput(context.Background(), []string{"admin", "create", "--email", "root@pushgate.example"}, envFrom(env),
+			strings.NewReader("correct horse battery\n"), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), missing) {
+			t.Fatalf("admin create = %v, want an error naming %s", err, missing)
+		}
+	})
+	t.Run("serve --dev creates it in data_dir", func(t *testing.T) {
+		devDir := filepath.Join(dir, "dev")
+		s := mustServe(t, map[string]string{"PUSHGATE_DATA_DIR": devDir}, "--dev")
+		if code, _ := mustGet(t, s.URL+"/readyz"); code != 200 {
+			t.Fatalf("readyz = %d", code)
+		}
+		if _, err := os.Stat(filepath.Join(devDir, "pushgate.db")); err != nil {
+			t.Fatalf("serve --dev did not create its database in data_dir: %v", err)
+		}
+	})
 }

@@ -38,7 +38,7 @@ func (c closers) closeAll() {
 
 func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
-	dev := fs.Bool("dev", false, "run on embedded defaults: SQLite under ./data, in-process sandbox providers, a demo workspace")
+	dev := fs.Bool("dev", false, "run on embedded defaults: SQLite under data_dir (./data), created if missing, in-process sandbox providers, a demo workspace")
 	load := configFlags(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
 		return err
