@@ -42,10 +42,9 @@ func decodeStrict(r *http.Request, v any, allowEmpty bool) error {
 }
 
 // checkJSONText refuses a JSON body with a string that encoding/json would
-// silently change to U+FFFD: invalid UTF-8, or a UTF-16 surrogate escape
-// without its pair. The error names the field by its path (options.apn.title,
-// tags[2]). It scans only when the body has such bytes or escapes at all, so
-// the push protocols can call it on every body.
+// silently turn into U+FFFD (invalid UTF-8, an unpaired surrogate escape),
+// naming the field by its path (options.apn.title, tags[2]). A clean body
+// costs one utf8.Valid pass, so the push protocols can call it on every body.
 func checkJSONText(body []byte) error {
 	if utf8.Valid(body) && !hasSurrogateEscape(body) {
 		return nil

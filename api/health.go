@@ -24,10 +24,9 @@ func handleHealthz() http.Handler {
 // defaultCheckTimeout bounds one readiness check that sets no Timeout of its own.
 const defaultCheckTimeout = 2 * time.Second
 
-// handleReadyz pings every dependency at once, each within its own deadline,
-// so a hung one is reported alone; a replica that cannot reach one is taken
-// out of the load balancer until it can. Which one failed and why (errors
-// name database users and hosts) is shown only to callers detail accepts.
+// handleReadyz pings every dependency at once, each within its own deadline
+// so that a hung one is reported alone. Which one failed and why (errors name
+// database users and hosts) is shown only to callers that detail accepts.
 func handleReadyz(checks []Checker, detail func(*http.Request) bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		results := make([]error, len(checks))
