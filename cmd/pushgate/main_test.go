@@ -197,13 +197,14 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 }
 
 func TestDevModeMigratesItself(t *testing.T) {
-	dir := t.TempDir()
-	s := mustServe(t, map[string]string{
-		"PUSHGATE_DATABASE_URL": "sqlite:" + filepath.Join(dir, "pushgate.db"),
-		"PUSHGATE_DATA_DIR":     dir,
-	}, "--dev")
+	mustNotCreateDataHere(t)
+	dir := filepath.Join(t.TempDir(), "new")
+	s := mustServe(t, map[string]string{"PUSHGATE_DATA_DIR": dir}, "--dev")
 	if code, _ := mustGet(t, s.URL+"/readyz"); code != 200 {
 		t.Fatalf("readyz = %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pushgate.db")); err != nil {
+		t.Fatalf("serve --dev did not create its database in data_dir: %v", err)
 	}
 	if !strings.Contains(s.stdout.String(), "Ctrl-C") {
 		t.Fatalf("dev banner missing:\n%s", s.stdout)
@@ -432,16 +433,6 @@ func TestOnlyMigrateAndDevCreateADatabase(t *testing.T) {
 			strings.NewReader("correct horse battery\n"), io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), missing) {
 			t.Fatalf("admin create = %v, want an error naming %s", err, missing)
-		}
-	})
-	t.Run("serve --dev creates it in data_dir", func(t *testing.T) {
-		devDir := filepath.Join(dir, "dev")
-		s := mustServe(t, map[string]string{"PUSHGATE_DATA_DIR": devDir}, "--dev")
-		if code, _ := mustGet(t, s.URL+"/readyz"); code != 200 {
-			t.Fatalf("readyz = %d", code)
-		}
-		if _, err := os.Stat(filepath.Join(devDir, "pushgate.db")); err != nil {
-			t.Fatalf("serve --dev did not create its database in data_dir: %v", err)
 		}
 	})
 }
