@@ -72,7 +72,7 @@ func mustServe(t *testing.T, env map[string]string, args ...string) *server {
 		return runErr
 	}
 	t.Cleanup(func() { s.stop() })
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		if m := listeningAddr.FindStringSubmatch(s.stderr.String()); m != nil {
 			s.URL = "http://" + m[1]
@@ -84,7 +84,7 @@ func mustServe(t *testing.T, env map[string]string, args ...string) *server {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	t.Fatalf("serve did not listen within 20s; stderr:\n%s", s.stderr)
+	t.Fatalf("serve did not listen within 2 minutes; stderr:\n%s", s.stderr)
 	return nil
 }
 
