@@ -8,13 +8,14 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pushgate/pushgate/tenants"
 )
 
 // decodeStrict reads one JSON object into v, refusing unknown fields, wrong
-// types and trailing data, with an error that names the field. An empty body
-// decodes as {} when allowEmpty is set.
+// types, trailing data and text that decoding would change, with an error
+// that names the field. An empty body decodes as {} when allowEmpty is set.
 func decodeStrict(r *http.Request, v any, allowEmpty bool) error {
 	body, err := readBody(r)
 	if err != nil {
@@ -26,6 +27,9 @@ func decodeStrict(r *http.Request, v any, allowEmpty bool) error {
 		}
 		return tenants.Errorf(tenants.CodeInvalid, "request body is empty; send a JSON object")
 	}
+	if err := checkJSONText(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -35,6 +39,178 @@ func decodeStrict(r *http.Request, v any, allowEmpty bool) error {
 		return tenants.Errorf(tenants.CodeInvalid, "request body has data after the JSON object")
 	}
 	return nil
+}
+
+// checkJSONText refuses a JSON body with a string that encoding/json would
+// silently turn into U+FFFD (invalid UTF-8, an unpaired surrogate escape),
+// naming the field by its path (options.apn.title, tags[2]). A clean body
+// costs one utf8.Valid pass, so the push protocols can call it on every body.
+func checkJSONText(body []byte) error {
+	if utf8.Valid(body) && !hasSurrogateEscape(body) {
+		return nil
+	}
+	return findChangedString(body)
+}
+
+// hasSurrogateEscape reports whether body may hold a \uD800–\uDFFF escape.
+func hasSurrogateEscape(body []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(body[i:], []byte(`\u`))
+		if j < 0 || i+j+3 >= len(body) {
+			return false
+		}
+		i += j + 2
+		if (body[i] == 'd' || body[i] == 'D') && strings.IndexByte("89abcdefABCDEF", body[i+1]) >= 0 {
+			return true
+		}
+	}
+}
+
+// jsonFrame is one open object or array while scanning for a changed string.
+type jsonFrame struct {
+	array   bool
+	index   int    // of the current element, in an array
+	key     string // of the current member, in an object
+	wantKey bool
+}
+
+// findChangedString walks body's strings, tracking where each sits, and
+// reports the first one that is not valid UTF-8 or has a lone surrogate.
+func findChangedString(body []byte) error {
+	var stack []jsonFrame
+	for i := 0; i < len(body); {
+		var top *jsonFrame
+		if len(stack) > 0 {
+			top = &stack[len(stack)-1]
+		}
+		switch c := body[i]; {
+		case c == '{' || c == '[':
+			stack = append(stack, jsonFrame{array: c == '[', wantKey: c == '{'})
+		case c == '}' || c == ']':
+			if top != nil {
+				stack = stack[:len(stack)-1]
+			}
+		case c == ',' && top != nil:
+			if top.array {
+				top.index++
+			} else {
+				top.wantKey = true
+			}
+		case c == ':' && top != nil:
+			top.wantKey = false
+		case c == '"':
+			end := stringEnd(body, i)
+			raw := body[i:end]
+			isKey := top != nil && !top.array && top.wantKey
+			if !unchangedByDecoding(raw) {
+				where := jsonPath(stack, !isKey)
+				if isKey {
+					if where == "" {
+						return tenants.Errorf(tenants.CodeInvalid, "a field name is not valid UTF-8; send the body UTF-8 encoded")
+					}
+					return &tenants.Error{Code: tenants.CodeInvalid, Field: where,
+						Message: where + ": a field name in it is not valid UTF-8; send the body UTF-8 encoded"}
+				}
+				if where == "" {
+					return tenants.Errorf(tenants.CodeInvalid, "request body is a string that is not valid UTF-8")
+				}
+				return tenants.FieldError(where, "is not valid UTF-8 (or has a lone UTF-16 surrogate escape); send the text UTF-8 encoded")
+			}
+			if isKey {
+				_ = json.Unmarshal(raw, &top.key)
+			}
+			i = end
+			continue
+		}
+		i++
+	}
+	return nil
+}
+
+// stringEnd is the index just past the string literal starting at body[start].
+func stringEnd(body []byte, start int) int {
+	for i := start + 1; i < len(body); i++ {
+		switch body[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(body)
+}
+
+// unchangedByDecoding reports whether the string literal raw decodes to
+// exactly what it says: valid UTF-8 and every surrogate escape paired.
+func unchangedByDecoding(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(raw) || raw[i] != 'u' {
+			continue
+		}
+		r := hex4(raw, i+1)
+		i += 4
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+6 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+				return false
+			}
+			if low := hex4(raw, i+3); low < 0xDC00 || low > 0xDFFF {
+				return false
+			}
+			i += 6
+		}
+	}
+	return true
+}
+
+// hex4 reads four hex digits at raw[i:], or -1.
+func hex4(raw []byte, i int) rune {
+	if i+4 > len(raw) {
+		return -1
+	}
+	var r rune
+	for _, c := range raw[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return r
+}
+
+// jsonPath names the current place in stack: keys joined by dots, array
+// elements as [i]; withLast leaves out the innermost key when false.
+func jsonPath(stack []jsonFrame, withLast bool) string {
+	var b strings.Builder
+	for n, f := range stack {
+		last := n == len(stack)-1
+		switch {
+		case f.array:
+			fmt.Fprintf(&b, "[%d]", f.index)
+		case last && !withLast:
+		default:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(f.key)
+		}
+	}
+	return b.String()
 }
 
 // jsonError turns a decoding error into an invalid-input error a person can act on.

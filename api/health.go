@@ -3,8 +3,12 @@ package api
 import (
 	"context"
 	_ "embed"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/pushgate/pushgate/tenants"
@@ -17,29 +21,81 @@ func handleHealthz() http.Handler {
 	})
 }
 
-// handleReadyz pings every dependency; a replica that cannot reach one is
-// taken out of the load balancer until it can.
-func handleReadyz(checks []Checker, log *slog.Logger) http.Handler {
+// defaultCheckTimeout bounds one readiness check that sets no Timeout of its own.
+const defaultCheckTimeout = 2 * time.Second
+
+// handleReadyz pings every dependency at once, each within its own deadline
+// so that a hung one is reported alone. Which one failed and why (errors name
+// database users and hosts) is shown only to callers that detail accepts.
+func handleReadyz(checks []Checker, detail func(*http.Request) bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		status := http.StatusOK
-		result := map[string]string{}
-		for _, c := range checks {
-			if err := c.Ping(ctx); err != nil {
-				status = http.StatusServiceUnavailable
-				result[c.Name] = "unreachable: " + err.Error()
-				log.Warn("readiness check failed", "dependency", c.Name, "err", err)
-				continue
-			}
-			result[c.Name] = "ok"
+		results := make([]error, len(checks))
+		var wg sync.WaitGroup
+		for i, c := range checks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = runCheck(r.Context(), c)
+			}()
 		}
-		body := map[string]any{"status": "ok", "checks": result}
+		wg.Wait()
+		status, state := http.StatusOK, map[string]string{}
+		for i, c := range checks {
+			state[c.Name] = "ok"
+			if err := results[i]; err != nil {
+				status = http.StatusServiceUnavailable
+				state[c.Name] = "unreachable: " + err.Error()
+				log.Warn("readiness check failed", "dependency", c.Name, "err", err)
+			}
+		}
+		body := map[string]any{"status": "ok"}
 		if status != http.StatusOK {
 			body["status"] = "unavailable"
 		}
+		if detail(r) {
+			body["checks"] = state
+		}
 		writeJSON(w, status, body)
 	})
+}
+
+// runCheck pings one dependency within its own deadline.
+func runCheck(ctx context.Context, c Checker) error {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = defaultCheckTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := c.Ping(ctx)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %s", timeout)
+	}
+	return err
+}
+
+// readyzDetail accepts a caller on this machine, or one that operator (the
+// operator-key check, when there is one) accepts.
+func readyzDetail(operator func(*http.Request) bool) func(*http.Request) bool {
+	return func(r *http.Request) bool {
+		return localCaller(r) || (operator != nil && operator(r))
+	}
+}
+
+// localCaller says whether the TCP peer is loopback and no proxy forwarded
+// the request: a sidecar proxy reaches us from loopback too, but says whom
+// it forwards in one of these headers.
+func localCaller(r *http.Request) bool {
+	ip, err := netip.ParseAddr(peerIP(r))
+	if err != nil || !ip.Unmap().IsLoopback() {
+		return false
+	}
+	for _, h := range [...]string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"} {
+		if _, ok := r.Header[h]; ok {
+			return false
+		}
+	}
+	return true
 }
 
 func handleVersion(v VersionInfo) http.Handler {

@@ -103,6 +103,9 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inflight prometheus.Gauge
+	// routes are the registered route patterns, the only route labels used;
+	// set once by addRoutes before the handler serves.
+	routes map[string]bool
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -126,7 +129,8 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 }
 
 // instrument records each request under its route pattern, never its raw
-// path: the Mattermost path carries a workspace token.
+// path (the Mattermost path carries a workspace token). Every label comes
+// from a fixed set, so no request can add a series.
 func (m *httpMetrics) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -134,12 +138,39 @@ func (m *httpMetrics) instrument(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		defer func() {
 			m.inflight.Dec()
-			route := routePattern(r)
-			m.requests.WithLabelValues(route, r.Method, statusLabel(sw.code)).Inc()
-			m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+			route, method := m.routeLabel(r), methodLabel(r.Method)
+			m.requests.WithLabelValues(route, method, statusLabel(sw.code)).Inc()
+			m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// knowRoutes records the route patterns of router as the route label's values.
+func (m *httpMetrics) knowRoutes(router chi.Routes) {
+	m.routes = map[string]bool{}
+	_ = chi.Walk(router, func(_, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		m.routes[route] = true
+		return nil
+	})
+}
+
+// routeLabel is the request's route pattern if it is a registered one, else "unmatched".
+func (m *httpMetrics) routeLabel(r *http.Request) string {
+	if p := routePattern(r); m.routes[p] {
+		return p
+	}
+	return "unmatched"
+}
+
+// methodLabel is a standard method name, or "other" for any other token a client sends.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "other"
 }
 
 func routePattern(r *http.Request) string {
@@ -172,13 +203,18 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// statusLabel renders a status code as a metric label without allocating for the common ones.
+// statusLabel renders a status code as a metric label from a fixed set: the
+// codes pushgate answers with, else the class ("2xx"), without allocating.
 func statusLabel(code int) string {
 	switch code {
 	case 200:
 		return "200"
 	case 201:
 		return "201"
+	case 204:
+		return "204"
+	case 304:
+		return "304"
 	case 400:
 		return "400"
 	case 401:
@@ -187,16 +223,33 @@ func statusLabel(code int) string {
 		return "403"
 	case 404:
 		return "404"
+	case 405:
+		return "405"
 	case 406:
 		return "406"
+	case 409:
+		return "409"
+	case 413:
+		return "413"
 	case 421:
 		return "421"
 	case 422:
 		return "422"
 	case 429:
 		return "429"
+	case statusClientClosed:
+		return "499"
+	case 500:
+		return "500"
+	case 502:
+		return "502"
 	case 503:
 		return "503"
+	case 504:
+		return "504"
 	}
-	return strconv.Itoa(code)
+	if code >= 100 && code < 600 {
+		return [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}[code/100-1]
+	}
+	return "other"
 }

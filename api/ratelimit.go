@@ -1,8 +1,11 @@
 package api
 
 import (
+	"container/list"
+	"context"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -10,33 +13,50 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// ipLimiter is a token bucket per client address, bounded in memory.
+// ipLimiter is a token bucket per client (an IPv4 address or an IPv6 /64),
+// bounded in memory: when the table is full, the client seen least recently
+// is forgotten, never all of them at once.
 type ipLimiter struct {
 	every time.Duration
 	burst int
 	max   int
 
 	mu      sync.Mutex
-	buckets map[string]*rate.Limiter
+	buckets map[string]*list.Element // of *ipBucket, in lru
+	lru     *list.List               // front: the client seen last
+}
+
+type ipBucket struct {
+	key string
+	lim *rate.Limiter
 }
 
 func newIPLimiter(perHour, burst int) *ipLimiter {
 	if perHour <= 0 {
 		perHour = 1
 	}
-	return &ipLimiter{every: time.Hour / time.Duration(perHour), burst: burst, max: 10_000, buckets: map[string]*rate.Limiter{}}
+	return &ipLimiter{every: time.Hour / time.Duration(perHour), burst: burst, max: 10_000,
+		buckets: map[string]*list.Element{}, lru: list.New()}
 }
 
 // allow takes a token for ip, or says how long until one is free.
 func (l *ipLimiter) allow(ip string) (time.Duration, bool) {
+	key := limitKey(ip)
 	l.mu.Lock()
-	b, ok := l.buckets[ip]
-	if !ok {
+	var b *rate.Limiter
+	if e, ok := l.buckets[key]; ok {
+		l.lru.MoveToFront(e)
+		b = e.Value.(*ipBucket).lim
+	} else {
 		if len(l.buckets) >= l.max {
-			clear(l.buckets) // bounded memory beats perfect limits under an address flood
+			// The client seen least recently has refilled the most, so
+			// forgetting it loses the least.
+			oldest := l.lru.Back()
+			l.lru.Remove(oldest)
+			delete(l.buckets, oldest.Value.(*ipBucket).key)
 		}
 		b = rate.NewLimiter(rate.Every(l.every), l.burst)
-		l.buckets[ip] = b
+		l.buckets[key] = l.lru.PushFront(&ipBucket{key: key, lim: b})
 	}
 	l.mu.Unlock()
 	res := b.Reserve()
@@ -47,9 +67,27 @@ func (l *ipLimiter) allow(ip string) (time.Duration, bool) {
 	return 0, true
 }
 
+// limitKey is the unit a client is limited by: its IPv4 address, or its IPv6
+// /64, since one subscriber gets a whole /64 (or more) to pick addresses from.
+func limitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+
 // clientIP is the caller's address. Behind a proxy that sets
 // X-Forwarded-For (the chart's ingress), serve's trust_proxy setting makes
-// the middleware put the last hop's address in RemoteAddr first.
+// the middleware put the address the proxy saw in RemoteAddr first.
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -58,16 +96,51 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// trustForwardedFor replaces RemoteAddr with the last X-Forwarded-For entry,
-// the address our own ingress saw; use it only behind such a proxy.
+type peerKey struct{}
+
+// peerIP is the address of the TCP peer, whatever X-Forwarded-For says.
+func peerIP(r *http.Request) string {
+	if addr, ok := r.Context().Value(peerKey{}).(string); ok {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return addr
+		}
+		return host
+	}
+	return clientIP(r)
+}
+
+// trustForwardedFor replaces RemoteAddr with the address our own ingress
+// appended to X-Forwarded-For; use it only behind such a proxy.
 func trustForwardedFor(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			parts := strings.Split(xff, ",")
-			if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
-				r.RemoteAddr = net.JoinHostPort(ip.String(), "0")
-			}
+		if ip, ok := lastForwardedFor(r.Header); ok {
+			peer := r.RemoteAddr
+			r = r.WithContext(context.WithValue(r.Context(), peerKey{}, peer))
+			r.RemoteAddr = net.JoinHostPort(ip, "0")
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// lastForwardedFor is the right-most entry over every X-Forwarded-For line:
+// the one the trusted proxy appended. Whatever a client sends, in lines or
+// entries of its own, comes before it. A right-most entry that is not an
+// address is not our proxy's, so nothing is taken from the header then.
+func lastForwardedFor(h http.Header) (string, bool) {
+	lines := h.Values("X-Forwarded-For")
+	if len(lines) == 0 {
+		return "", false
+	}
+	last := lines[len(lines)-1]
+	hop := strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:])
+	a, err := netip.ParseAddr(hop)
+	if err != nil {
+		ap, err := netip.ParseAddrPort(hop) // some proxies append the port
+		if err != nil {
+			return "", false
+		}
+		a = ap.Addr()
+	}
+	return a.Unmap().WithZone("").String(), true
 }

@@ -19,7 +19,7 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 	r.Use(recoverPanics(d.Log), newRequestIDs().middleware, m.instrument, limitBody(maxBodyBytes))
 
 	r.Method(http.MethodGet, "/healthz", handleHealthz())
-	r.Method(http.MethodGet, "/readyz", handleReadyz(d.Ready, d.Log))
+	r.Method(http.MethodGet, "/readyz", handleReadyz(d.Ready, readyzDetail(d.Operator), d.Log))
 	r.Method(http.MethodGet, "/version", handleVersion(d.Version))
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
 

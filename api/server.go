@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgate/pushgate/gateway"
@@ -18,6 +19,8 @@ import (
 type Checker struct {
 	Name string
 	Ping func(context.Context) error
+	// Timeout bounds this check alone; 0 means two seconds.
+	Timeout time.Duration
 }
 
 // VersionInfo is what GET /version shows.
@@ -33,6 +36,10 @@ type Deps struct {
 	Registry *prometheus.Registry
 	Version  VersionInfo
 	Ready    []Checker
+	// Operator says whether a request carries operator credentials; such
+	// requests see /readyz's detail from anywhere, not only from loopback.
+	// Nil until operator API keys exist.
+	Operator func(*http.Request) bool
 
 	Tenants   *tenants.Service
 	PublicURL string
@@ -66,5 +73,10 @@ func NewHandler(d Deps) http.Handler {
 		upgradeURL: d.UpgradeURL, log: d.Log, now: d.Now, metrics: newPushMetrics(d.Registry),
 		limiters: map[string]*workspaceLimiter{},
 	}
-	return addRoutes(d, newHTTPMetrics(d.Registry), ps)
+	m := newHTTPMetrics(d.Registry)
+	h := addRoutes(d, m, ps)
+	if routes, ok := h.(chi.Routes); ok {
+		m.knowRoutes(routes)
+	}
+	return h
 }

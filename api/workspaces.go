@@ -218,8 +218,7 @@ func handleUpdateWorkspace(svc *tenants.Service, log *slog.Logger) http.Handler 
 			writeAPIError(w, r, log, tenants.Errorf(tenants.CodeInvalid, "nothing to change: send privacy and/or server_id"))
 			return
 		}
-		ws, err := svc.Update(r.Context(), p.Workspace.ID, "workspace:"+p.Workspace.ID, "workspace.update",
-			tenants.WorkspaceChange{Privacy: req.Privacy, ServerID: req.ServerID})
+		ws, err := svc.UpdateOwn(r.Context(), p, tenants.WorkspaceChange{Privacy: req.Privacy, ServerID: req.ServerID})
 		if err != nil {
 			writeAPIError(w, r, log, err)
 			return
@@ -250,10 +249,6 @@ func handleConsent(svc *tenants.Service, log *slog.Logger) http.Handler {
 		by := strings.TrimSpace(req.AcceptedBy)
 		if by == "" {
 			by = p.Workspace.ContactEmail
-		}
-		if len(by) > tenants.MaxEmailLen {
-			writeAPIError(w, r, log, tenants.FieldError("accepted_by", "is longer than %d characters", tenants.MaxEmailLen))
-			return
 		}
 		c, err := svc.Accept(r.Context(), p, req.TermsVersion, by, clientIP(r))
 		if err != nil {

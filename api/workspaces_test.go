@@ -40,17 +40,19 @@ func (l *lockedBuffer) String() string {
 }
 
 type testAPI struct {
-	URL  string
-	svc  *tenants.Service
-	db   *sqlstore.DB
-	logs *lockedBuffer
-	reg  *prometheus.Registry
+	URL     string
+	handler http.Handler
+	svc     *tenants.Service
+	db      *sqlstore.DB
+	logs    *lockedBuffer
+	reg     *prometheus.Registry
 }
 
 type apiOptions struct {
 	region           string
 	registrationOpen bool
 	perHour          int
+	trustProxy       bool
 }
 
 func mustAPI(t *testing.T, dbURL string, o apiOptions) *testAPI {
@@ -82,12 +84,14 @@ func mustAPI(t *testing.T, dbURL string, o apiOptions) *testAPI {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	srv := httptest.NewServer(api.NewHandler(api.Deps{
+	h := api.NewHandler(api.Deps{
 		Log: log, Registry: reg, Tenants: svc, PublicURL: "https://" + o.region + ".gw.example",
-		RegistrationOpen: o.registrationOpen, RegistrationsPerHour: o.perHour,
-	}))
+		RegistrationOpen: o.registrationOpen, RegistrationsPerHour: o.perHour, TrustProxy: o.trustProxy,
+		Quotas: sqlstore.NewQuotaStore(db), History: db,
+	})
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testAPI{URL: srv.URL, svc: svc, db: db, logs: logs, reg: reg}
+	return &testAPI{URL: srv.URL, handler: h, svc: svc, db: db, logs: logs, reg: reg}
 }
 
 // call sends a JSON request and decodes the JSON answer.
@@ -348,5 +352,59 @@ func TestTerms(t *testing.T) {
 	code, out := a.call(t, "GET", "/api/v1/terms", "", "")
 	if code != 200 || out["version"] != "2026-11-01" || out["url"] != "https://gw.example/terms" || out["published_at"] != "2026-11-01T00:00:00Z" {
 		t.Fatalf("GET /api/v1/terms = %d %v", code, out)
+	}
+}
+
+func TestASuspendedWorkspace(t *testing.T) {
+	for name, dbURL := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			a := mustAPI(t, dbURL, apiOptions{registrationOpen: true})
+			id, tok := a.mustRegister(t, "Alpha", false)
+			suspended, active := tenants.StatusSuspended, tenants.StatusActive
+			if _, err := a.svc.Update(context.Background(), id, "operator:test", "workspace.suspend", tenants.WorkspaceChange{Status: &suspended}); err != nil {
+				t.Fatal(err)
+			}
+
+			t.Run("still reads itself and its usage", func(t *testing.T) {
+				if code, out := a.call(t, "GET", "/api/v1/workspace", tok, ""); code != 200 || out["status"] != "suspended" {
+					t.Fatalf("GET /api/v1/workspace = %d %v", code, out)
+				}
+				if code, out := a.call(t, "GET", "/api/v1/workspace/usage", tok, ""); code != 200 {
+					t.Fatalf("GET /api/v1/workspace/usage = %d %v", code, out)
+				}
+			})
+			t.Run("still accepts the terms", func(t *testing.T) {
+				if code, out := a.call(t, "POST", "/api/v1/workspace/consent", tok, `{"terms_version":"2026-11-01"}`); code != 200 {
+					t.Fatalf("consent = %d %v", code, out)
+				}
+			})
+			t.Run("cannot change its settings, and is told why", func(t *testing.T) {
+				code, out := a.call(t, "PATCH", "/api/v1/workspace", tok, `{"privacy":"id_only","server_id":"srv1"}`)
+				if code != 403 || out["reason"] != "suspended" || !strings.Contains(out["error"].(string), "suspended") {
+					t.Fatalf("PATCH while suspended = %d %v, want 403 suspended", code, out)
+				}
+				if ws, _ := a.db.Workspace(context.Background(), id); ws.Privacy != tenants.PrivacyFull || ws.ServerID != "" {
+					t.Fatalf("the refused change was applied: %+v", ws)
+				}
+			})
+			t.Run("can rotate a leaked token", func(t *testing.T) {
+				code, out := a.call(t, "POST", "/api/v1/workspace/token", tok, "")
+				if code != 200 {
+					t.Fatalf("rotate while suspended = %d %v", code, out)
+				}
+				if code, _ := a.call(t, "GET", "/api/v1/workspace", tok, ""); code != 401 {
+					t.Fatalf("the old token still answers %d", code)
+				}
+				tok = out["token"].(string)
+			})
+			t.Run("changes its settings again once resumed", func(t *testing.T) {
+				if _, err := a.svc.Update(context.Background(), id, "operator:test", "workspace.resume", tenants.WorkspaceChange{Status: &active}); err != nil {
+					t.Fatal(err)
+				}
+				if code, out := a.call(t, "PATCH", "/api/v1/workspace", tok, `{"privacy":"id_only"}`); code != 200 || out["privacy"] != "id_only" {
+					t.Fatalf("PATCH after resume = %d %v", code, out)
+				}
+			})
+		})
 	}
 }

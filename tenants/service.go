@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -144,13 +143,14 @@ func (r *RegisterRequest) Validate() error {
 	r.Name = strings.TrimSpace(r.Name)
 	r.ContactEmail = strings.TrimSpace(r.ContactEmail)
 	r.ServerID = strings.TrimSpace(r.ServerID)
-	switch {
-	case r.Name == "":
+	if r.Name == "" {
 		return FieldError("name", "is required: a name for the workspace, such as your company or chat server")
-	case utf8.RuneCountInString(r.Name) > MaxNameLen:
-		return FieldError("name", "is %d characters; at most %d are allowed", utf8.RuneCountInString(r.Name), MaxNameLen)
-	case strings.IndexFunc(r.Name, unicode.IsControl) >= 0:
-		return FieldError("name", "must not contain control characters")
+	}
+	if err := CheckText("name", r.Name); err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(r.Name); n > MaxNameLen {
+		return FieldError("name", "is %d characters; at most %d are allowed", n, MaxNameLen)
 	}
 	if err := validEmail(r.ContactEmail); err != nil {
 		return err
@@ -179,6 +179,9 @@ func validEmail(email string) error {
 	}
 	if len(email) > MaxEmailLen {
 		return FieldError("contact_email", "is %d characters; at most %d are allowed", len(email), MaxEmailLen)
+	}
+	if err := CheckText("contact_email", email); err != nil {
+		return err
 	}
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email || !strings.Contains(email[strings.LastIndexByte(email, '@')+1:], ".") {
@@ -414,6 +417,9 @@ func (s *Service) Accept(ctx context.Context, p *Principal, version, by, ip stri
 	if version == "" {
 		return nil, FieldError("terms_version", "is required: the version from GET /api/v1/terms")
 	}
+	if err := validAcceptedBy(by); err != nil {
+		return nil, err
+	}
 	terms, err := s.CurrentTerms(ctx)
 	if err != nil {
 		return nil, err
@@ -428,6 +434,21 @@ func (s *Service) Accept(ctx context.Context, p *Principal, version, by, ip stri
 	s.cache.invalidateWorkspace(p.Workspace.ID)
 	s.cfg.Log.Info("terms accepted", "workspace", p.Workspace.ID, "terms_version", version)
 	return &c, nil
+}
+
+// validAcceptedBy checks who accepted the terms: a name or an email, kept as
+// the record of consent, so it must read exactly as it was sent.
+func validAcceptedBy(by string) error {
+	if by == "" {
+		return FieldError("accepted_by", "is required: the person accepting, by name or email")
+	}
+	if err := CheckText("accepted_by", by); err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(by); n > MaxEmailLen {
+		return FieldError("accepted_by", "is %d characters; at most %d are allowed", n, MaxEmailLen)
+	}
+	return nil
 }
 
 func termsMismatch(version string, current *Terms) *Error {
@@ -496,6 +517,26 @@ func (s *Service) Update(ctx context.Context, workspaceID, actor, action string,
 		}
 	}
 	return ws, nil
+}
+
+// UpdateOwn applies a workspace's change of its own settings (privacy and
+// server_id). A suspended workspace's settings stay as they are until an
+// operator resumes it; it may still read its data, accept the terms and
+// rotate its token, so that a leaked token can be revoked at once.
+func (s *Service) UpdateOwn(ctx context.Context, p *Principal, change WorkspaceChange) (*Workspace, error) {
+	if change.Status != nil || change.Plan != nil || change.QuotaLimit != nil {
+		return nil, Errorf(CodeForbidden, "a workspace changes only its privacy and server_id; plans and status are set by pushgate")
+	}
+	// The principal may be a cached snapshot: the status is read afresh.
+	ws, err := s.store.Workspace(ctx, p.Workspace.ID)
+	if err != nil {
+		return nil, err
+	}
+	if ws.Status == StatusSuspended {
+		return nil, &Error{Code: CodeForbidden, Reason: "suspended",
+			Message: "workspace " + ws.ID + " is suspended: its settings cannot change until it is resumed (you can still read it and its usage, accept the terms and rotate its token); contact pushgate support"}
+	}
+	return s.Update(ctx, ws.ID, "workspace:"+ws.ID, "workspace.update", change)
 }
 
 func describeChange(c WorkspaceChange) string {

@@ -59,6 +59,20 @@ const (
 // Valid reports whether p is a known policy.
 func (p Privacy) Valid() bool { return p == PrivacyFull || p == PrivacyIDOnly }
 
+// ValidWorkspaceID reports whether id has the form of a workspace id: ws_
+// and 20 lowercase base32 characters, as newWorkspaceID makes them.
+func ValidWorkspaceID(id string) bool {
+	if len(id) != 23 || id[:3] != "ws_" {
+		return false
+	}
+	for i := 3; i < len(id); i++ {
+		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
 // Workspace is one tenant: a self-hosted chat server that sends through pushgate.
 type Workspace struct {
 	ID           string

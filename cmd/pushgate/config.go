@@ -80,7 +80,7 @@ func settings() []setting {
 		{"region", "PUSHGATE_REGION", "region", "this gateway's region: us or de", func(c *config) *string { return &c.Region }},
 		{"public_url", "PUSHGATE_PUBLIC_URL", "public-url", "the URL workspaces use to reach this region (default http://localhost:PORT of listen)", func(c *config) *string { return &c.PublicURL }},
 		{"region_urls", "PUSHGATE_REGION_URLS", "region-urls", "every region's public URL: us=https://…,de=https://…", func(c *config) *string { return &c.RegionURLs }},
-		{"database_url", "PUSHGATE_DATABASE_URL", "database-url", "sqlite:PATH or postgres://…", func(c *config) *string { return &c.DatabaseURL }},
+		{"database_url", "PUSHGATE_DATABASE_URL", "database-url", "sqlite:PATH or postgres://… (default sqlite:DATA_DIR/pushgate.db)", func(c *config) *string { return &c.DatabaseURL }},
 		{"redis_url", "PUSHGATE_REDIS_URL", "redis-url", "redis://…; required when more than one replica runs", func(c *config) *string { return &c.RedisURL }},
 		{"apps_file", "PUSHGATE_APPS_FILE", "apps-file", "YAML list of push apps", func(c *config) *string { return &c.AppsFile }},
 		{"stripe_secret_key", "PUSHGATE_STRIPE_SECRET_KEY", "", "Stripe secret key", func(c *config) *string { return &c.StripeSecretKey }},
@@ -89,7 +89,7 @@ func settings() []setting {
 		{"log_format", "PUSHGATE_LOG_FORMAT", "log-format", "text or json", func(c *config) *string { return &c.LogFormat }},
 		{"log_level", "PUSHGATE_LOG_LEVEL", "log-level", "debug, info, warn or error", func(c *config) *string { return &c.LogLevel }},
 		{"shutdown_timeout", "PUSHGATE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight requests may finish on SIGTERM", func(c *config) *string { return &c.ShutdownTimeout }},
-		{"data_dir", "PUSHGATE_DATA_DIR", "data-dir", "where --dev keeps its database and throwaway credentials", func(c *config) *string { return &c.DataDir }},
+		{"data_dir", "PUSHGATE_DATA_DIR", "data-dir", "where the default SQLite database lives, and --dev's throwaway credentials", func(c *config) *string { return &c.DataDir }},
 		{"registration", "PUSHGATE_REGISTRATION", "registration", "self-service registration: open or closed", func(c *config) *string { return &c.Registration }},
 		{"registrations_per_hour", "PUSHGATE_REGISTRATIONS_PER_HOUR", "", "self-service registrations allowed per client address per hour", func(c *config) *string { return &c.RegistrationsPH }},
 		{"trust_proxy", "PUSHGATE_TRUST_PROXY", "", "true behind an ingress: take the client address from the last X-Forwarded-For hop", func(c *config) *string { return &c.TrustProxy }},
@@ -110,7 +110,6 @@ func defaultConfig() config {
 	return config{
 		Listen:          ":8086",
 		Region:          "us",
-		DatabaseURL:     "sqlite:./data/pushgate.db",
 		LogFormat:       "text",
 		LogLevel:        "info",
 		ShutdownTimeout: "20s",
@@ -213,6 +212,12 @@ func (c *config) validate() error {
 			}
 			c.regions[region] = strings.TrimRight(u, "/")
 		}
+	}
+	if c.DataDir == "" {
+		return bad("data_dir", "expected a directory such as ./data")
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = "sqlite:" + strings.TrimRight(c.DataDir, "/") + "/pushgate.db"
 	}
 	if _, err := sqlstore.ParseURL(c.DatabaseURL); err != nil {
 		return bad("database_url", "%v", err)

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -70,7 +72,7 @@ func mustServe(t *testing.T, env map[string]string, args ...string) *server {
 		return runErr
 	}
 	t.Cleanup(func() { s.stop() })
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		if m := listeningAddr.FindStringSubmatch(s.stderr.String()); m != nil {
 			s.URL = "http://" + m[1]
@@ -82,7 +84,7 @@ func mustServe(t *testing.T, env map[string]string, args ...string) *server {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	t.Fatalf("serve did not listen within 20s; stderr:\n%s", s.stderr)
+	t.Fatalf("serve did not listen within 2 minutes; stderr:\n%s", s.stderr)
 	return nil
 }
 
@@ -195,13 +197,14 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 }
 
 func TestDevModeMigratesItself(t *testing.T) {
-	dir := t.TempDir()
-	s := mustServe(t, map[string]string{
-		"PUSHGATE_DATABASE_URL": "sqlite:" + filepath.Join(dir, "pushgate.db"),
-		"PUSHGATE_DATA_DIR":     dir,
-	}, "--dev")
+	mustNotCreateDataHere(t)
+	dir := filepath.Join(t.TempDir(), "new")
+	s := mustServe(t, map[string]string{"PUSHGATE_DATA_DIR": dir}, "--dev")
 	if code, _ := mustGet(t, s.URL+"/readyz"); code != 200 {
 		t.Fatalf("readyz = %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pushgate.db")); err != nil {
+		t.Fatalf("serve --dev did not create its database in data_dir: %v", err)
 	}
 	if !strings.Contains(s.stdout.String(), "Ctrl-C") {
 		t.Fatalf("dev banner missing:\n%s", s.stdout)
@@ -335,4 +338,101 @@ func TestUnknownCommandIsAUsageError(t *testing.T) {
 	if err == nil || exitCode(err) != 2 {
 		t.Fatalf("run(frobnicate) = %v (exit %d), want a usage error", err, exitCode(err))
 	}
+}
+
+func TestShutdownSaysHowManyRequestsItCutOff(t *testing.T) {
+	dbURL := storetest.SQLite(t)
+	mustRun(t, map[string]string{"PUSHGATE_DATABASE_URL": dbURL}, "migrate")
+	_, _, appsFile := mustSandbox(t)
+	s := mustServe(t, map[string]string{"PUSHGATE_DATABASE_URL": dbURL, "PUSHGATE_APPS_FILE": appsFile, "PUSHGATE_SHUTDOWN_TIMEOUT": "100ms"})
+
+	// A registration whose body never finishes keeps its handler waiting.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /api/v1/workspaces HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		// The scrape itself is one request in flight.
+		if _, body := mustGet(t, s.URL+"/metrics"); strings.Contains(body, "pushgate_http_requests_in_flight 2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request never reached its handler")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	logs := s.stderr.String()
+	if strings.Contains(logs, "stopped cleanly") || !strings.Contains(logs, "1 in-flight request(s) were cut off") {
+		t.Fatalf("shutdown that cut off a request did not say so:\n%s", logs)
+	}
+}
+
+// mustNotCreateDataHere fails t if a command put a database in ./data of
+// the package directory, where the old default created one.
+func mustNotCreateDataHere(t *testing.T) {
+	t.Helper()
+	const stray = "data/pushgate.db"
+	if _, err := os.Stat(stray); err == nil {
+		t.Fatalf("%s exists beside the tests; remove it", stray)
+	}
+	t.Cleanup(func() {
+		if _, err := os.Stat(stray); err == nil {
+			os.RemoveAll("data")
+			t.Errorf("a command created %s in the current directory", stray)
+		}
+	})
+}
+
+func TestDataDirHoldsTheDefaultDatabase(t *testing.T) {
+	mustNotCreateDataHere(t)
+	dir := t.TempDir()
+	env := map[string]string{"PUSHGATE_DATA_DIR": dir}
+	want := filepath.Join(dir, "pushgate.db")
+	if out := mustRun(t, env, "migrate"); !strings.Contains(out, "applied 0001_workspaces") {
+		t.Fatalf("migrate printed %q", out)
+	}
+	if _, err := os.Stat(want); err != nil {
+		t.Fatalf("migrate with PUSHGATE_DATA_DIR=%s did not create %s: %v", dir, want, err)
+	}
+	created := mustRunJSON(t, env, "workspace", "create", "--name", "Acme", "--email", "ops@acme.example", "--json")
+	if out := mustRun(t, env, "workspace", "list"); !strings.Contains(out, created["id"].(string)) {
+		t.Fatalf("list in the same data_dir = %q", out)
+	}
+}
+
+func TestOnlyMigrateAndDevCreateADatabase(t *testing.T) {
+	mustNotCreateDataHere(t)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nowhere", "pushgate.db")
+	env := map[string]string{"PUSHGATE_DATABASE_URL": "sqlite:" + missing, "PUSHGATE_LISTEN": "127.0.0.1:0"}
+	for _, args := range [][]string{
+		{"workspace", "list"},
+		{"workspace", "create", "--name", "Acme", "--email", "ops@acme.example"},
+		{"workspace", "show", "ws_prbyzqk67yqqqoyjus7z"},
+		{"serve"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			err := run(context.Background(), args, envFrom(env), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "pushgate migrate") {
+				t.Fatalf("pushgate %s = %v, want an error naming %s and `pushgate migrate`", strings.Join(args, " "), err, missing)
+			}
+			if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("pushgate %s created %s", strings.Join(args, " "), filepath.Dir(missing))
+			}
+		})
+	}
+	t.Run("admin create", func(t *testing.T) {
+		err := runWithInput(context.Background(), []string{"admin", "create", "--email", "root@pushgate.example"}, envFrom(env),
+			strings.NewReader("correct horse battery\n"), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), missing) {
+			t.Fatalf("admin create = %v, want an error naming %s", err, missing)
+		}
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +38,7 @@ func (c closers) closeAll() {
 
 func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
-	dev := fs.Bool("dev", false, "run on embedded defaults: SQLite under ./data, in-process sandbox providers, a demo workspace")
+	dev := fs.Bool("dev", false, "run on embedded defaults: SQLite under data_dir (./data), created if missing, in-process sandbox providers, a demo workspace")
 	load := configFlags(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -149,8 +150,13 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		cleanup.add(stopPprof)
 	}
 
+	var inFlight atomic.Int64 // requests inside the handler, to say how many a shutdown cut off
 	srv := &http.Server{
-		Handler:           handler,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inFlight.Add(1)
+			defer inFlight.Add(-1)
+			handler.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -177,8 +183,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	log.Info("shutting down: no new connections; waiting for in-flight requests", "timeout", cfg.shutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
+	var cutOff int64
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Warn("in-flight requests did not finish in time; closing them", "err", err)
+		cutOff = inFlight.Load()
+		log.Warn("in-flight requests did not finish within shutdown_timeout; closing their connections",
+			"requests", cutOff, "timeout", cfg.shutdownTimeout)
 		_ = srv.Close()
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -186,6 +195,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	cleanup.closeAll()
 	cleanup = nil
+	if cutOff > 0 {
+		log.Warn(fmt.Sprintf("stopped; %d in-flight request(s) were cut off at shutdown_timeout", cutOff), "requests", cutOff)
+		return nil
+	}
 	log.Info("stopped cleanly")
 	return nil
 }

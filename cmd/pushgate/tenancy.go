@@ -2,16 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
 )
 
-// openTenancy opens the database, checks (or, with migrate, applies) its
-// schema, and builds the tenancy service with this region's terms published.
+// openTenancy opens the database, checks (or, with migrate, creates and
+// migrates) its schema, and builds the tenancy service with this region's
+// terms published.
 func openTenancy(ctx context.Context, cfg config, log *slog.Logger, migrate bool, limits tenants.LimitPublisher) (*sqlstore.DB, *tenants.Service, error) {
+	if !migrate {
+		if err := requireDatabaseFile(cfg.DatabaseURL); err != nil {
+			return nil, nil, err
+		}
+	}
 	db, err := sqlstore.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {
 		return nil, nil, err
@@ -41,4 +50,22 @@ func openTenancy(ctx context.Context, cfg config, log *slog.Logger, migrate bool
 		return nil, nil, fmt.Errorf("publishing terms version %s: %w", cfg.TermsVersion, err)
 	}
 	return db, svc, nil
+}
+
+// requireDatabaseFile refuses a SQLite database that does not exist, which
+// opening would create empty wherever the command happens to run; only
+// `migrate` and `serve --dev` create one.
+func requireDatabaseFile(rawURL string) error {
+	path, ok := strings.CutPrefix(rawURL, "sqlite:")
+	if !ok || path == ":memory:" {
+		return nil
+	}
+	_, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("database %s does not exist: run `pushgate migrate` to create it (or `pushgate serve --dev` for a first run), or point PUSHGATE_DATABASE_URL or PUSHGATE_DATA_DIR at an existing one", path)
+	case err != nil:
+		return fmt.Errorf("database %s: %w", path, err)
+	}
+	return nil
 }

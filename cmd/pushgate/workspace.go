@@ -92,6 +92,9 @@ func (c cliEnv) start(ctx context.Context, stderr io.Writer, args []string, name
 	if err != nil {
 		return nil, nil, config{}, nil, err
 	}
+	if len(names) > 0 && names[0] == "ID" && !tenants.ValidWorkspaceID(pos[0]) {
+		return nil, nil, config{}, nil, usageError{fmt.Sprintf("%q is not a workspace id (ws_ and 20 lowercase letters and digits); `pushgate workspace list` shows them", pos[0])}
+	}
 	svc, cfg, done, err := c.open(ctx, stderr)
 	return pos, svc, cfg, done, err
 }

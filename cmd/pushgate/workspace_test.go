@@ -70,9 +70,26 @@ func TestWorkspaceCLI(t *testing.T) {
 				}
 			})
 			t.Run("unknown workspace is an error naming it", func(t *testing.T) {
-				err := run(context.Background(), []string{"workspace", "suspend", "ws_nope"}, envFrom(env), io.Discard, io.Discard)
-				if err == nil || !strings.Contains(err.Error(), "ws_nope") {
-					t.Fatalf("suspend ws_nope = %v", err)
+				err := run(context.Background(), []string{"workspace", "suspend", "ws_aaaaaaaaaaaaaaaaaaaa"}, envFrom(env), io.Discard, io.Discard)
+				if err == nil || !strings.Contains(err.Error(), "ws_aaaaaaaaaaaaaaaaaaaa") {
+					t.Fatalf("suspend ws_aaaaaaaaaaaaaaaaaaaa = %v", err)
+				}
+			})
+			t.Run("bad text is refused naming what is wrong", func(t *testing.T) {
+				for _, tc := range []struct {
+					args []string
+					want string
+				}{
+					{[]string{"workspace", "create", "--name", "Acme\u202e", "--email", "ops@acme.example"}, "name: contains the invisible bidirectional control U+202E"},
+					{[]string{"workspace", "create", "--name", "Ac\xffme", "--email", "ops@acme.example"}, "name: is not valid UTF-8"},
+					{[]string{"workspace", "create", "--name", "Acme", "--email", "ops\x00@acme.example"}, "contact_email: contains the control character U+0000"},
+					{[]string{"workspace", "show", "ws_prbyzqk67yqqqoyjus7\x00"}, "is not a workspace id"},
+					{[]string{"workspace", "suspend", "ws_nope"}, "is not a workspace id"},
+				} {
+					err := run(context.Background(), tc.args, envFrom(env), io.Discard, io.Discard)
+					if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "internal") {
+						t.Fatalf("pushgate %q = %v, want an error saying %q", tc.args, err, tc.want)
+					}
 				}
 			})
 			t.Run("bad input is refused", func(t *testing.T) {
