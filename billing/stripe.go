@@ -208,6 +208,8 @@ func stripeError(err error, what string) error {
 		se.Code == stripe.ErrorCodeIdempotencyKeyInUse || se.Code == stripe.ErrorCodeLockTimeout:
 		return &tenants.Error{Code: tenants.CodeUnavailable, Reason: "stripe_unavailable",
 			Message: fmt.Sprintf("Stripe is not answering (%s: %d); nothing was bought: try again in a minute", what, se.HTTPStatusCode), Err: err}
+	case se.HTTPStatusCode == http.StatusUnauthorized:
+		return &tenants.Error{Code: tenants.CodeUnauthorized, Reason: "stripe_key_refused", Message: "Stripe refused the secret key: " + se.Msg, Err: err}
 	case se.HTTPStatusCode == http.StatusNotFound:
 		return &tenants.Error{Code: tenants.CodeNotFound, Reason: "stripe_not_found", Message: "Stripe has no such object: " + se.Msg, Err: err}
 	}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+
+	"github.com/pushgate/pushgate/billing/stripetest"
+	"github.com/pushgate/pushgate/tenants/storetest"
+)
+
+const testProPrice = "price_pro_monthly"
+
+// billingEnv is the Stripe settings of a gateway billing through stripe-mock.
+func billingEnv(t *testing.T) map[string]string {
+	return map[string]string{
+		"PUSHGATE_STRIPE_SECRET_KEY":     stripetest.SecretKey,
+		"PUSHGATE_STRIPE_WEBHOOK_SECRET": stripetest.WebhookSecret,
+		"PUSHGATE_STRIPE_API_URL":        stripetest.URL(t),
+		"PUSHGATE_STRIPE_PRICES":         "pro=" + testProPrice,
+		"PUSHGATE_STRIPE_PACKAGES":       "100000=price_pushes_100k",
+	}
+}
+
+func TestBillingSettingsStopServeNamingTheSetting(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"a webhook secret without a secret key", map[string]string{"PUSHGATE_STRIPE_WEBHOOK_SECRET": "whsec_x"}, "PUSHGATE_STRIPE_SECRET_KEY"},
+		{"prices without a secret key", map[string]string{"PUSHGATE_STRIPE_PRICES": "pro=price_1"}, "PUSHGATE_STRIPE_SECRET_KEY"},
+		{"a secret key that is not one", map[string]string{"PUSHGATE_STRIPE_SECRET_KEY": "pk_test_1"}, "PUSHGATE_STRIPE_SECRET_KEY"},
+		{"a secret key without the webhook secret", map[string]string{"PUSHGATE_STRIPE_SECRET_KEY": "sk_test_1", "PUSHGATE_STRIPE_PRICES": "pro=price_1"}, "PUSHGATE_STRIPE_WEBHOOK_SECRET"},
+		{"no price for pro", map[string]string{"PUSHGATE_STRIPE_SECRET_KEY": "sk_test_1", "PUSHGATE_STRIPE_WEBHOOK_SECRET": "whsec_x"}, "PUSHGATE_STRIPE_PRICES"},
+		{"a price id that is not one", map[string]string{"PUSHGATE_STRIPE_PRICES": "pro=prod_123"}, "PUSHGATE_STRIPE_PRICES"},
+		{"a price for an unknown plan", map[string]string{"PUSHGATE_STRIPE_PRICES": "pro=price_1,gold=price_2"}, "PUSHGATE_STRIPE_PRICES"},
+		{"a price for free", map[string]string{"PUSHGATE_STRIPE_PRICES": "free=price_1"}, "PUSHGATE_STRIPE_PRICES"},
+		{"a metered price of a plan without a price", map[string]string{"PUSHGATE_STRIPE_PRICES": "pro=price_1", "PUSHGATE_STRIPE_METERED_PRICES": "enterprise=price_2"}, "PUSHGATE_STRIPE_METERED_PRICES"},
+		{"a package without a size", map[string]string{"PUSHGATE_STRIPE_PACKAGES": "lots=price_1"}, "PUSHGATE_STRIPE_PACKAGES"},
+		{"a grace that is not a duration", map[string]string{"PUSHGATE_BILLING_GRACE": "a week"}, "PUSHGATE_BILLING_GRACE"},
+		{"a return URL that is not one", map[string]string{"PUSHGATE_BILLING_RETURN_URL": "dashboard"}, "PUSHGATE_BILLING_RETURN_URL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"PUSHGATE_LISTEN": "127.0.0.1:0", "PUSHGATE_DATABASE_URL": storetest.SQLite(t)}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			var stderr bytes.Buffer
+			err := run(context.Background(), []string{"serve"}, envFrom(env), io.Discard, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("run = %v, want an error naming %s", err, tt.want)
+			}
+			if strings.Contains(stderr.String(), "msg=listening") {
+				t.Fatal("listened despite bad billing settings")
+			}
+		})
+	}
+}
+
+// TestStripeUpgradeReachesTheNextPushOnAnotherReplica takes a free
+// workspace to exactly its 10,000 pushes on two replicas sharing Redis,
+// applies a signed customer.subscription.updated to pro on one of them, and
+// sends the very next push through the other, whose auth cache still holds
+// the workspace on the free plan.
+func TestStripeUpgradeReachesTheNextPushOnAnotherReplica(t *testing.T) {
+	const limit, senders = 10_000, 32
+	rdb, _ := storetest.Redis(t)
+	sb, _, appsFile := mustSandbox(t)
+	env := billingEnv(t)
+	env["PUSHGATE_DATABASE_URL"] = storetest.Postgres(t)
+	env["PUSHGATE_REDIS_URL"] = storetest.RedisURL()
+	env["PUSHGATE_APPS_FILE"] = appsFile
+	env["PUSHGATE_AUTH_CACHE_TTL"] = "1m"
+	mustRun(t, env, "migrate")
+	ws := mustRunJSON(t, env, "workspace", "create", "--name", "Growing", "--email", "ops@growing.example", "--accept-terms", "--json")
+	token, id := ws["token"].(string), ws["id"].(string)
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), "pg:{"+id+"}:*").Result()
+		if len(keys) > 0 {
+			rdb.Del(context.Background(), keys...)
+		}
+	})
+	replicas := []*server{mustServe(t, copyEnv(env)), mustServe(t, copyEnv(env))}
+	sb.ResetStats()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
+	push := func(r *server, device string) (int, model.PushResponse) {
+		resp, err := client.Post(r.URL+"/mm/"+token+"/api/v1/send_push", "", bytes.NewReader(mustJSON(t, mmPush("android_rn", device))))
+		if err != nil {
+			t.Error(err)
+			return 0, nil
+		}
+		var out model.PushResponse
+		_ = decodeInto(resp, &out)
+		return resp.StatusCode, out
+	}
+	var next, ok atomic.Int64
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := next.Add(1); n <= limit; n = next.Add(1) {
+				if code, out := push(replicas[n%2], fmt.Sprintf("device-%d", n)); code == 200 && out[model.PushStatus] == model.PushStatusOk {
+					ok.Add(1)
+				} else {
+					t.Errorf("push %d = %d %v", n, code, out)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != limit {
+		t.Fatalf("%d of %d pushes delivered before the upgrade", ok.Load(), limit)
+	}
+	if code, out := push(replicas[1], "device-over"); code != 429 {
+		t.Fatalf("push %d on the second replica = %d %v, want 429: the free limit is used up", limit+1, code, out)
+	}
+
+	now := time.Now()
+	event := stripetest.Event(t, "evt_upgrade", "customer.subscription.updated", now,
+		stripetest.Subscription("sub_growing", "cus_growing", id, "active", testProPrice, now.Add(-time.Minute), now.AddDate(0, 1, 0)))
+	req, _ := http.NewRequest(http.MethodPost, replicas[0].URL+"/webhooks/stripe", bytes.NewReader(event))
+	req.Header.Set("Stripe-Signature", stripetest.Sign(event, stripetest.WebhookSecret, now))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the webhook answered %d; logs:\n%s", resp.StatusCode, replicas[0].stderr)
+	}
+
+	if code, out := push(replicas[1], "device-after-upgrade"); code != 200 || out[model.PushStatus] != model.PushStatusOk {
+		t.Fatalf("the first push after the upgrade, on the other replica = %d %v, want it delivered", code, out)
+	}
+	if got := sb.Stats().FCM.Accepted; got != limit+1 {
+		t.Fatalf("the provider received %d pushes, want %d", got, limit+1)
+	}
+
+	t.Run("workspace show tells the operator the subscription", func(t *testing.T) {
+		out := mustRun(t, env, "workspace", "show", id)
+		if !strings.Contains(out, "plan      pro (1000000 a month)") || !strings.Contains(out, "billing   pro subscription active") ||
+			!strings.Contains(out, "subscription sub_growing") {
+			t.Fatalf("workspace show:\n%s", out)
+		}
+		shown := mustRunJSON(t, env, "workspace", "show", id, "--json")
+		b, _ := shown["billing"].(map[string]any)
+		if b["plan"] != "pro" || b["status"] != "active" || b["customer_id"] != "cus_growing" || b["subscription_id"] != "sub_growing" {
+			t.Fatalf("workspace show --json billing = %v", b)
+		}
+	})
+	t.Run("the replica that applied the event logged it", func(t *testing.T) {
+		if log := replicas[0].stderr.String(); !strings.Contains(log, "Stripe event applied") {
+			t.Fatalf("no log line of the applied event:\n%s", log)
+		}
+	})
+}
+
+func TestServeWithBillingCheckoutAnswers(t *testing.T) {
+	_, _, appsFile := mustSandbox(t)
+	env := billingEnv(t)
+	env["PUSHGATE_DATABASE_URL"] = storetest.SQLite(t)
+	env["PUSHGATE_APPS_FILE"] = appsFile
+	mustRun(t, env, "migrate")
+	ws := mustRunJSON(t, env, "workspace", "create", "--name", "Buyer", "--email", "ops@buyer.example", "--accept-terms", "--json")
+	s := mustServe(t, copyEnv(env))
+	for _, tc := range []struct{ path, body string }{
+		{"/api/v1/workspace/billing/checkout", `{"plan":"pro"}`},
+		{"/api/v1/workspace/billing/package", `{"pushes":100000}`},
+		{"/api/v1/workspace/billing/portal", ``},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+ws["token"].(string))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		_ = decodeInto(resp, &out)
+		if resp.StatusCode != 200 || !strings.HasPrefix(fmt.Sprint(out["url"]), "https://") {
+			t.Fatalf("POST %s = %d %v", tc.path, resp.StatusCode, out)
+		}
+	}
+	resp, err := http.Post(s.URL+"/webhooks/stripe", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("an unsigned webhook = %d, want 400", resp.StatusCode)
+	}
+}
