@@ -202,3 +202,69 @@ func TestServeWithBillingCheckoutAnswers(t *testing.T) {
 		t.Fatalf("an unsigned webhook = %d, want 400", resp.StatusCode)
 	}
 }
+
+// TestPushPackageRaisesTheLimitOnTheNextPush buys a package for a workspace
+// whose limit is used up and sends the next push, on both quota stores.
+func TestPushPackageRaisesTheLimitOnTheNextPush(t *testing.T) {
+	for name, stores := range map[string][2]string{
+		"sqlite":         {storetest.SQLite(t), ""},
+		"postgres+redis": {storetest.Postgres(t), storetest.RedisURL()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sb, _, appsFile := mustSandbox(t)
+			env := billingEnv(t)
+			env["PUSHGATE_DATABASE_URL"], env["PUSHGATE_APPS_FILE"] = stores[0], appsFile
+			if stores[1] != "" {
+				env["PUSHGATE_REDIS_URL"] = stores[1]
+			}
+			mustRun(t, env, "migrate")
+			g := &gatewayUnderTest{sb: sb, env: env}
+			g.server = mustServe(t, copyEnv(env))
+			id, tok := g.newWorkspace(t, true, "--plan", "enterprise", "--limit", "2")
+			for i := range 2 {
+				if code, _, resp := g.mmSend(t, tok, mmPush("android", fmt.Sprintf("pkg%d", i))); code != 200 {
+					t.Fatalf("push %d = %d %v", i, code, resp)
+				}
+			}
+			if code, _, _ := g.mmSend(t, tok, mmPush("android", "pkg-over")); code != 429 {
+				t.Fatalf("the push over the limit = %d, want 429", code)
+			}
+			now := time.Now()
+			session := stripetest.CheckoutSession("cs_"+id, "cus_"+id, "payment", "paid",
+				map[string]string{"workspace_id": id, "kind": "package", "pushes": "100000"})
+			event := stripetest.Event(t, "evt_pkg_"+id, "checkout.session.completed", now, session)
+			for range 2 { // a redelivery adds nothing
+				req, _ := http.NewRequest(http.MethodPost, g.URL+"/webhooks/stripe", bytes.NewReader(event))
+				req.Header.Set("Stripe-Signature", stripetest.Sign(event, stripetest.WebhookSecret, now))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("the webhook answered %d", resp.StatusCode)
+				}
+			}
+			if code, _, resp := g.mmSend(t, tok, mmPush("android", "pkg-after")); code != 200 {
+				t.Fatalf("the push after the package = %d %v, want it delivered", code, resp)
+			}
+			if limit := g.usageOf(t, tok)["limit"]; limit != float64(100_002) {
+				t.Fatalf("usage limit = %v, want 100002", limit)
+			}
+		})
+	}
+}
+
+// usageOf is GET /api/v1/workspace/usage of the workspace with token.
+func (g *gatewayUnderTest) usageOf(t *testing.T, token string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, g.URL+"/api/v1/workspace/usage", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	_ = decodeInto(resp, &out)
+	return out
+}
