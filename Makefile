@@ -19,21 +19,22 @@ build:
 test: services lint
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
 
-## services: start (and if needed install) Redis and PostgreSQL on loopback for the integration tests
+## services: start (and if needed install) Redis, PostgreSQL and stripe-mock on loopback for the integration tests
 services:
 	@bash scripts/test-services.sh
+	@GO=$(GO) bash scripts/stripe-mock.sh
 
 ## lint: gofmt, go vet, and no path that reaches outside the repository
 lint: vet
 	@bash scripts/check-self-contained.sh
-	@out=$$(gofmt -l cmd api gateway tenants); \
+	@out=$$(gofmt -l cmd api billing gateway tenants); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet $(PKGS)
 
 fmt:
-	gofmt -w cmd api gateway tenants
+	gofmt -w cmd api billing gateway tenants
 
 ## bench: end-to-end benchmark (see README)
 bench:

@@ -44,7 +44,13 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 		r.Method(http.MethodPost, "/api/v1/workspace/consent", handleConsent(d.Tenants, d.Log))
 		r.Method(http.MethodPost, "/api/v1/workspace/token", handleRotateToken(d.Tenants, d.Log))
 		r.Method(http.MethodGet, "/api/v1/workspace/usage", handleUsage(d.Quotas, d.History, d.Now, d.Log))
+		r.Method(http.MethodPost, "/api/v1/workspace/billing/checkout", handleCheckout(d.Billing, d.Log))
+		r.Method(http.MethodPost, "/api/v1/workspace/billing/package", handleBuyPackage(d.Billing, d.Log))
+		r.Method(http.MethodPost, "/api/v1/workspace/billing/portal", handlePortal(d.Billing, d.Log))
 	})
+
+	// Stripe's signed webhooks.
+	r.Method(http.MethodPost, "/webhooks/stripe", handleStripeWebhook(d.Billing, d.Log))
 
 	r.NotFound(handleNotFound())
 	r.MethodNotAllowed(handleMethodNotAllowed())

@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pushgate/pushgate/billing"
 	"github.com/pushgate/pushgate/gateway"
 	"github.com/pushgate/pushgate/tenants"
 )
@@ -58,6 +59,9 @@ type Deps struct {
 	// UpgradeURL is where an over-quota error sends a workspace admin.
 	UpgradeURL string
 	Now        func() time.Time
+
+	// Billing sells plans and packages through Stripe; nil when billing is not configured.
+	Billing *billing.Service
 }
 
 // NewHandler returns the whole HTTP surface of `pushgate serve`.

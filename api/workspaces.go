@@ -155,6 +155,7 @@ type workspaceJSON struct {
 	UpdatedAt    time.Time         `json:"updated_at"`
 	PushURLs     *tenants.PushURLs `json:"push_urls,omitempty"`
 	Terms        *workspaceTerms   `json:"terms,omitempty"`
+	Billing      *billingJSON      `json:"billing"`
 }
 
 type workspaceTerms struct {
@@ -173,7 +174,7 @@ func NewWorkspaceJSON(ws *tenants.Workspace, urls *tenants.PushURLs, st *tenants
 	out := workspaceJSON{
 		ID: ws.ID, Name: ws.Name, ContactEmail: ws.ContactEmail, Region: ws.Region, Plan: ws.Plan,
 		Status: ws.Status, ServerID: ws.ServerID, Privacy: ws.Privacy, CreatedAt: ws.CreatedAt, UpdatedAt: ws.UpdatedAt,
-		PushURLs: urls,
+		PushURLs: urls, Billing: newBillingJSON(ws),
 	}
 	if l := ws.MonthlyLimit(); l != tenants.Unlimited {
 		out.MonthlyLimit = &l

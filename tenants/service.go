@@ -510,11 +510,8 @@ func (s *Service) Update(ctx context.Context, workspaceID, actor, action string,
 	}
 	s.cache.invalidateWorkspace(workspaceID)
 	s.cfg.Log.Info("workspace changed", "workspace", workspaceID, "action", action, "by", actor, "change", audit.Detail)
-	if s.cfg.Limits != nil && (change.Plan != nil || change.QuotaLimit != nil) {
-		if err := s.cfg.Limits.PublishLimit(ctx, ws.ID, ws.MonthlyLimit(), ws.ChangedAt, s.cfg.Now().UTC()); err != nil {
-			// The database has it; replicas pick it up within a second through WatchChanges.
-			s.cfg.Log.Warn("publishing a new limit to the quota store failed; replicas apply it within a second", "workspace", ws.ID, "err", err)
-		}
+	if change.Plan != nil || change.QuotaLimit != nil {
+		s.PublishWorkspace(ctx, ws)
 	}
 	return ws, nil
 }

@@ -91,10 +91,30 @@ type Workspace struct {
 	// ChangedAt is when settings, tokens or consent last changed; it versions
 	// the limit a replica has cached against one published since.
 	ChangedAt time.Time
+	// Billing is the workspace's Stripe subscription, if it ever had one.
+	Billing Billing
+	// PackagePushes are the pushes bought as packages for PackagePeriod.
+	PackagePushes int64
+	PackagePeriod Period
 }
 
-// MonthlyLimit is the workspace's limit this month, or Unlimited.
-func (w *Workspace) MonthlyLimit() int64 { return PlanLimit(w.Plan, w.QuotaLimit) }
+// MonthlyLimit is the workspace's limit this month, or Unlimited: its plan's
+// (or its own) limit plus the packages bought for this month.
+func (w *Workspace) MonthlyLimit() int64 {
+	if w.PackagePushes == 0 {
+		return PlanLimit(w.Plan, w.QuotaLimit)
+	}
+	return w.LimitIn(PeriodOf(time.Now()))
+}
+
+// LimitIn is the workspace's limit in period p, or Unlimited.
+func (w *Workspace) LimitIn(p Period) int64 {
+	limit := PlanLimit(w.Plan, w.QuotaLimit)
+	if limit == Unlimited || w.PackagePeriod != p {
+		return limit
+	}
+	return limit + w.PackagePushes
+}
 
 // Terms is one published version of the terms of service.
 type Terms struct {
@@ -127,6 +147,9 @@ type AuditEntry struct {
 	WorkspaceID string
 	Detail      string
 	CreatedAt   time.Time
+	// Source says where the change came from (operator, workspace, stripe,
+	// billing …); empty, the store takes the actor's prefix.
+	Source string
 }
 
 // Credential is the stored form of a workspace token.

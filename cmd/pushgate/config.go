@@ -34,6 +34,11 @@ type config struct {
 	StripeSecretKey string `yaml:"stripe_secret_key"`
 	StripeWebhook   string `yaml:"stripe_webhook_secret"`
 	StripeAPIURL    string `yaml:"stripe_api_url"`
+	StripePrices    string `yaml:"stripe_prices"`
+	StripeMetered   string `yaml:"stripe_metered_prices"`
+	StripePackages  string `yaml:"stripe_packages"`
+	BillingGrace    string `yaml:"billing_grace"`
+	BillingReturn   string `yaml:"billing_return_url"`
 	LogFormat       string `yaml:"log_format"`
 	LogLevel        string `yaml:"log_level"`
 	ShutdownTimeout string `yaml:"shutdown_timeout"`
@@ -66,6 +71,7 @@ type config struct {
 	quotaPolicy      redisquota.Policy
 	upgradeURL       string
 	rateLimits       map[tenants.Plan]api.RateLimit
+	billing          billingSettings
 }
 
 // setting binds one configuration value to its YAML key, environment variable and flag.
@@ -86,6 +92,11 @@ func settings() []setting {
 		{"stripe_secret_key", "PUSHGATE_STRIPE_SECRET_KEY", "", "Stripe secret key", func(c *config) *string { return &c.StripeSecretKey }},
 		{"stripe_webhook_secret", "PUSHGATE_STRIPE_WEBHOOK_SECRET", "", "Stripe webhook signing secret", func(c *config) *string { return &c.StripeWebhook }},
 		{"stripe_api_url", "PUSHGATE_STRIPE_API_URL", "", "Stripe API URL override (stripe-mock)", func(c *config) *string { return &c.StripeAPIURL }},
+		{"stripe_prices", "PUSHGATE_STRIPE_PRICES", "", "the Stripe price of each paid plan, pro=price_…[,enterprise=price_…]", func(c *config) *string { return &c.StripePrices }},
+		{"stripe_metered_prices", "PUSHGATE_STRIPE_METERED_PRICES", "", "optional metered overage price per plan, pro=price_…", func(c *config) *string { return &c.StripeMetered }},
+		{"stripe_packages", "PUSHGATE_STRIPE_PACKAGES", "", "push packages on sale and their one-time prices, 100000=price_…,…", func(c *config) *string { return &c.StripePackages }},
+		{"billing_grace", "PUSHGATE_BILLING_GRACE", "", "how long a workspace keeps its plan after a failed payment", func(c *config) *string { return &c.BillingGrace }},
+		{"billing_return_url", "PUSHGATE_BILLING_RETURN_URL", "", "where Checkout and the customer portal send customers back (default PUBLIC_URL)", func(c *config) *string { return &c.BillingReturn }},
 		{"log_format", "PUSHGATE_LOG_FORMAT", "log-format", "text or json", func(c *config) *string { return &c.LogFormat }},
 		{"log_level", "PUSHGATE_LOG_LEVEL", "log-level", "debug, info, warn or error", func(c *config) *string { return &c.LogLevel }},
 		{"shutdown_timeout", "PUSHGATE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight requests may finish on SIGTERM", func(c *config) *string { return &c.ShutdownTimeout }},
@@ -123,6 +134,7 @@ func defaultConfig() config {
 		TermsGrace:      "720h",
 		AuthCacheTTL:    "5s",
 		QuotaPolicy:     "fail_open",
+		BillingGrace:    "168h",
 	}
 }
 
@@ -238,6 +250,9 @@ func (c *config) validate() error {
 		if err := checkHTTPURL(c.StripeAPIURL); err != nil {
 			return bad("stripe_api_url", "%v", err)
 		}
+	}
+	if err := c.validateBilling(bad); err != nil {
+		return err
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("log_format", "must be text or json, got %q", c.LogFormat)

@@ -100,6 +100,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 
+	bill, err := openBilling(ctx, cfg, db, svc, log, reg)
+	if err != nil {
+		return err
+	}
+
 	// Background jobs stop before the clients they use are closed.
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
 	defer stopJobs()
@@ -115,6 +120,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	} else {
 		jobs.Add(1)
 		go func() { defer jobs.Done(); purgeDedupe(jobsCtx, db, log) }()
+	}
+
+	if bill != nil {
+		jobs.Add(1)
+		go func() { defer jobs.Done(); bill.RunGraceExpiry(jobsCtx, time.Minute) }()
 	}
 
 	cleanup.add(func() { stopJobs(); jobs.Wait() })
@@ -141,6 +151,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		Thresholds: tenants.ThresholdLog{Store: db, Log: log, Now: time.Now},
 		UpgradeURL: cfg.upgradeURL,
 		RateLimits: cfg.rateLimits,
+		Billing:    bill,
 	})
 	if cfg.PprofListen != "" {
 		stopPprof, err := servePprof(cfg.PprofListen, log)

@@ -231,7 +231,7 @@ func wsShow(ctx context.Context, args []string, getenv func(string) string, stdo
 	urls := svc.PushURLs("")
 	out := api.NewWorkspaceJSON(ws, &urls, &st, cfg.PublicURL)
 	if *c.asJSON {
-		return printJSON(stdout, out)
+		return printJSON(stdout, withStripeIDs(out, ws.Billing))
 	}
 	limit := "unlimited"
 	if out.MonthlyLimit != nil {
@@ -240,7 +240,52 @@ func wsShow(ctx context.Context, args []string, getenv func(string) string, stdo
 	fmt.Fprintf(stdout, "%s  %s\n  contact   %s\n  region    %s\n  plan      %s (%s)\n  status    %s\n  privacy   %s\n  server_id %s\n  terms     %s (accepted %q, current %q)\n  created   %s\n",
 		ws.ID, ws.Name, ws.ContactEmail, ws.Region, ws.Plan, limit, ws.Status, ws.Privacy, orNone(ws.ServerID),
 		st.Status, st.Accepted, st.Current.Version, ws.CreatedAt.Format(time.RFC3339))
+	printBilling(stdout, ws)
 	return nil
+}
+
+// printBilling adds a workspace's Stripe subscription, grace and packages to `workspace show`.
+func printBilling(w io.Writer, ws *tenants.Workspace) {
+	b := ws.Billing
+	switch {
+	case b.SubscriptionID != "":
+		end := ""
+		if b.CurrentPeriodEnd != nil {
+			end = ", period ends " + b.CurrentPeriodEnd.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "  billing   %s subscription %s%s (customer %s, subscription %s)\n", orNone(string(b.Plan)), b.Status, end, b.CustomerID, b.SubscriptionID)
+	case b.CustomerID != "":
+		fmt.Fprintf(w, "  billing   no subscription (customer %s)\n", b.CustomerID)
+	default:
+		fmt.Fprintln(w, "  billing   none")
+	}
+	if b.GraceUntil != nil {
+		state := "payment failed; the plan falls back to free then"
+		if b.GraceEnded {
+			state = "ended: the plan fell back to free"
+		}
+		fmt.Fprintf(w, "  grace     until %s (%s)\n", b.GraceUntil.Format(time.RFC3339), state)
+	}
+	if ws.PackagePushes > 0 {
+		fmt.Fprintf(w, "  packages  %d pushes bought for %s\n", ws.PackagePushes, ws.PackagePeriod)
+	}
+}
+
+// withStripeIDs is a workspace's JSON with the Stripe customer and
+// subscription ids, which operators see and workspace admins do not.
+func withStripeIDs(out any, b tenants.Billing) any {
+	raw, err := json.Marshal(out)
+	if err != nil {
+		return out
+	}
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return out
+	}
+	if bj, ok := m["billing"].(map[string]any); ok {
+		bj["customer_id"], bj["subscription_id"] = b.CustomerID, b.SubscriptionID
+	}
+	return m
 }
 
 func orNone(s string) string {

@@ -30,6 +30,9 @@ type workspaceRow struct {
 	CreatedAt    time.Time  `gorm:"column:created_at"`
 	UpdatedAt    time.Time  `gorm:"column:updated_at"`
 	ChangedAt    *time.Time `gorm:"column:changed_at"`
+
+	// Billing is the billing and package columns (billing.go).
+	Billing billingColumns `gorm:"embedded"`
 }
 
 func (workspaceRow) TableName() string { return "workspaces" }
@@ -40,6 +43,7 @@ func toWorkspaceRow(ws *tenants.Workspace) workspaceRow {
 		Plan: string(ws.Plan), QuotaLimit: ws.QuotaLimit, Status: string(ws.Status),
 		ServerID: ws.ServerID, Privacy: string(ws.Privacy),
 		CreatedAt: dbTime(ws.CreatedAt), UpdatedAt: dbTime(ws.UpdatedAt), ChangedAt: dbTimePtr(&ws.ChangedAt),
+		Billing: toBillingColumns(ws),
 	}
 }
 
@@ -49,6 +53,7 @@ func (r *workspaceRow) workspace() *tenants.Workspace {
 		Plan: tenants.Plan(r.Plan), QuotaLimit: r.QuotaLimit, Status: tenants.Status(r.Status),
 		ServerID: r.ServerID, Privacy: tenants.Privacy(r.Privacy),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), ChangedAt: r.changedAt(),
+		Billing: r.Billing.billing(), PackagePushes: r.Billing.PackagePushes, PackagePeriod: tenants.Period(r.Billing.PackagePeriod),
 	}
 }
 
@@ -117,6 +122,7 @@ type auditRow struct {
 	WorkspaceID string    `gorm:"column:workspace_id"`
 	Detail      string    `gorm:"column:detail"`
 	CreatedAt   time.Time `gorm:"column:created_at"`
+	Source      string    `gorm:"column:source"`
 }
 
 func (auditRow) TableName() string { return "audit_log" }
@@ -269,7 +275,7 @@ func (db *DB) insertAudit(tx *gorm.DB, workspaceID string, a tenants.AuditEntry)
 	if created.IsZero() {
 		created = db.gorm.NowFunc()
 	}
-	row := auditRow{Actor: a.Actor, Action: a.Action, WorkspaceID: workspaceID, Detail: a.Detail, CreatedAt: dbTime(created)}
+	row := auditRow{Actor: a.Actor, Action: a.Action, WorkspaceID: workspaceID, Detail: a.Detail, CreatedAt: dbTime(created), Source: auditSource(a)}
 	return tx.Create(&row).Error
 }
 
@@ -539,7 +545,7 @@ func (db *DB) AuditLog(ctx context.Context, workspaceID string, limit int) ([]te
 	}
 	out := make([]tenants.AuditEntry, len(rows))
 	for i, r := range rows {
-		out[i] = tenants.AuditEntry{Actor: r.Actor, Action: r.Action, WorkspaceID: r.WorkspaceID, Detail: r.Detail, CreatedAt: r.CreatedAt.UTC()}
+		out[i] = tenants.AuditEntry{Actor: r.Actor, Action: r.Action, WorkspaceID: r.WorkspaceID, Detail: r.Detail, CreatedAt: r.CreatedAt.UTC(), Source: r.Source}
 	}
 	return out, nil
 }
