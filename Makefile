@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: run build test unit lint vet fmt bench services clean
+.PHONY: run build test unit lint vet fmt fuzz bench services clean
 
 ## run: start the gateway on embedded defaults (SQLite under ./data, sandbox providers, a demo workspace)
 run: build
@@ -15,9 +15,14 @@ run: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pushgate
 
-## test: everything CI checks: gofmt, go vet, and all tests with -race against real Redis, PostgreSQL and SQLite
+## test: everything CI checks: gofmt, go vet, all tests with -race against real Redis, PostgreSQL and SQLite, and a short fuzz run
 test: services lint
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	@GO=$(GO) bash scripts/fuzz.sh
+
+## fuzz: a short run of every fuzz target (FUZZTIME=30s for a longer one)
+fuzz:
+	@GO=$(GO) bash scripts/fuzz.sh
 
 ## services: start (and if needed install) Redis, PostgreSQL and stripe-mock on loopback for the integration tests
 services:
