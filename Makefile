@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: run build test unit lint vet fmt bench services clean
+.PHONY: run build test unit lint vet fmt bench services clean image chart-test
 
 ## run: start the gateway on embedded defaults (SQLite under ./data, sandbox providers, a demo workspace)
 run: build
@@ -18,6 +18,19 @@ build:
 ## test: everything CI checks: gofmt, go vet, and all tests with -race against real Redis, PostgreSQL and SQLite
 test: services lint
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	@$(MAKE) --no-print-directory chart-test
+
+## chart-test: render charts/pushgate offline (default, US, DE and broken values) and check it against the Kubernetes API types and the restricted Pod Security level
+chart-test:
+	cd charts/charttest && $(GO) test -count=1 -timeout 8m ./...
+
+## image: build the container image pushgate:$(VERSION) (needs a Docker engine; nothing in test does)
+IMAGE ?= pushgate
+image:
+	docker build --build-arg VERSION=$(VERSION) \
+	  --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+	  -t $(IMAGE):$(VERSION) .
 
 ## services: start (and if needed install) Redis, PostgreSQL and stripe-mock on loopback for the integration tests
 services:
