@@ -22,7 +22,7 @@ test: services lint
 
 ## chart-test: render charts/pushgate offline (default, US, DE and broken values) and check it against the Kubernetes API types and the restricted Pod Security level
 chart-test:
-	cd charts/charttest && $(GO) test -count=1 -timeout 8m ./...
+	cd charts/charttest && $(GO) test -count=1 -timeout 20m ./...
 
 ## image: build the container image pushgate:$(VERSION) (needs a Docker engine; nothing in test does)
 IMAGE ?= pushgate

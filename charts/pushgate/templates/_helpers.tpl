@@ -122,7 +122,7 @@ shutdown_timeout: {{ printf "%ds" (int .Values.shutdownTimeoutSeconds) | quote }
 {{/* The apps file: each credential field points at its mounted Secret. */}}
 {{- define "pushgate.appsFile" -}}
 {{- $dir := include "pushgate.credentialsDir" . }}
-{{- range .Values.apps }}
+{{- range $app := .Values.apps }}
 - id: {{ .id | quote }}
   kind: {{ .kind | quote }}
   {{- if eq .kind "apns" }}
@@ -143,6 +143,9 @@ shutdown_timeout: {{ printf "%ds" (int .Values.shutdownTimeoutSeconds) | quote }
   {{- end }}
   {{- with .endpoint }}
   endpoint: {{ . | quote }}
+  {{- end }}
+  {{- with .ca }}
+  ca_file: {{ printf "%s/%s-ca/%s" $dir $app.id .key | quote }}
   {{- end }}
 {{- end }}
 {{- end }}
@@ -206,7 +209,7 @@ seccompProfile:
 - name: tmp
   emptyDir:
     sizeLimit: 64Mi
-{{- range .root.Values.apps }}
+{{- range $app := .root.Values.apps }}
 - name: {{ printf "cred-%s" .id | replace "_" "-" | lower | trunc 63 | trimSuffix "-" }}
   secret:
     secretName: {{ .credentials.secretName }}
@@ -214,6 +217,15 @@ seccompProfile:
     items:
       - key: {{ .credentials.key }}
         path: {{ .credentials.key }}
+{{- with .ca }}
+- name: {{ printf "ca-%s" $app.id | replace "_" "-" | lower | trunc 63 | trimSuffix "-" }}
+  secret:
+    secretName: {{ .secretName }}
+    defaultMode: 0444
+    items:
+      - key: {{ .key }}
+        path: {{ .key }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -229,5 +241,10 @@ seccompProfile:
 - name: {{ printf "cred-%s" .id | replace "_" "-" | lower | trunc 63 | trimSuffix "-" }}
   mountPath: {{ printf "%s/%s" (include "pushgate.credentialsDir" $) .id }}
   readOnly: true
+{{- if .ca }}
+- name: {{ printf "ca-%s" .id | replace "_" "-" | lower | trunc 63 | trimSuffix "-" }}
+  mountPath: {{ printf "%s/%s-ca" (include "pushgate.credentialsDir" $) .id }}
+  readOnly: true
+{{- end }}
 {{- end }}
 {{- end }}
