@@ -405,3 +405,30 @@ func mustServiceAccount(t *testing.T, sandboxURL string) string {
 	})
 	return string(sa)
 }
+
+// TestRegionValuesPassTheBinarysConfigCheck runs each region's migration Job
+// command, whose start checks every setting, on the region's rendered files.
+func TestRegionValuesPassTheBinarysConfigCheck(t *testing.T) {
+	bin := mustBuildBinary(t)
+	for _, rg := range regions {
+		t.Run(rg.name+" config is accepted by pushgate migrate", func(t *testing.T) {
+			r := mustRender(t, mustValues(t, rg.files))
+			secrets := map[string]map[string]string{
+				"pushgate-database": {"url": "sqlite:" + filepath.Join(t.TempDir(), "pushgate.db")},
+				// Parsed at start; migrate does not connect to Redis.
+				"pushgate-redis":  {"url": "redis://:secret@127.0.0.1:1/0"},
+				"pushgate-apns":   {"AuthKey.p8": mustAPNsKey(t)},
+				"pushgate-fcm":    {"service-account.json": mustServiceAccount(t, "https://oauth2.example.com")},
+				"pushgate-stripe": {"secret-key": "sk_test_chart", "webhook-secret": "whsec_chart"},
+			}
+			job := find[*batchv1.Job](t, r, fullname+"-migrate")
+			jc := container(t, job.Spec.Template.Spec, "migrate")
+			pod := mustLayOut(t, r, fullname+"-migrate", job.Spec.Template.Spec, jc, secrets)
+			cmd := exec.Command(bin, pod.args(jc)...)
+			cmd.Env = pod.env
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("pushgate %v: %v\n%s", jc.Args, err, out)
+			}
+		})
+	}
+}

@@ -75,6 +75,13 @@ message that says what to change. Included by every template that needs them.
 {{- fail (printf "regionURLs: unknown region %q: regions are us and de" $k) }}
 {{- end }}
 {{- end }}
+{{- if not .Values.stripe.enabled }}
+{{- range $k, $v := .Values.config }}
+{{- if and (hasPrefix "stripe_" $k) $v }}
+{{- fail (printf "config.%s needs stripe.enabled: true (billing is off without the Stripe keys)" $k) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $default := 0 }}
 {{- range .Values.apps }}
 {{- if .default }}{{ $default = add1 $default }}{{ end }}
