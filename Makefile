@@ -22,7 +22,8 @@ test: services lint
 
 ## chart-test: render charts/pushgate offline (default, US, DE and broken values) and check it against the Kubernetes API types and the restricted Pod Security level
 chart-test:
-	cd charts/charttest && $(GO) test -count=1 -timeout 20m ./...
+	@out=$$(gofmt -l charts/charttest); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	cd charts/charttest && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 ## image: build the container image pushgate:$(VERSION) (needs a Docker engine; nothing in test does)
 IMAGE ?= pushgate
