@@ -30,11 +30,40 @@ const (
 	apnsVoIPLimit = 5120
 )
 
+// apnsMessage is one APNs request: its payload and the headers that vary.
+type apnsMessage struct {
+	messageCommon
+	payload    []byte
+	topic      string
+	pushType   apns2.EPushType
+	priority   int
+	expiration time.Time
+	limit      int
+}
+
+func (n *apnsMessage) size() (int, int, string) {
+	if n.pushType == apns2.PushTypeVOIP {
+		return len(n.payload), n.limit, "APNs VoIP payload"
+	}
+	return len(n.payload), n.limit, "APNs payload"
+}
+
+func (n *apnsMessage) reset() bool {
+	if cap(n.payload) > 64<<10 || !n.resetCommon() {
+		return false
+	}
+	n.topic, n.pushType, n.priority, n.limit = "", "", 0, 0
+	n.expiration = time.Time{}
+	n.payload = n.payload[:0]
+	return true
+}
+
 // apnsProvider sends to APNs over one HTTP/2 connection pool per app: one
 // POST /3/device/<token> per attempt, as sideshow/apns2 would send it, without
 // its per-push JSON re-validation, URL parsing and response decoder. apns2
 // still signs and refreshes the provider token and reads certificates.
 type apnsProvider struct {
+	topic     string  // the app's bundle id
 	base      url.URL // scheme://host[:port]
 	token     *token.Token
 	authz     atomic.Pointer[apnsAuthorization]
@@ -78,6 +107,19 @@ func keyError(err error) error {
 	return errors.New("not a PKCS#8 EC private key in PEM (an APNs .p8 key)")
 }
 
+func openAPNs(cfg AppConfig, env providerEnv) (provider, error) {
+	tokens, ok := env.shared[KindAPNs].(apnsTokens)
+	if !ok {
+		tokens = apnsTokens{}
+		env.shared[KindAPNs] = tokens
+	}
+	p, err := newAPNs(cfg, tokens, env.log)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 func newAPNs(cfg AppConfig, tokens apnsTokens, log *slog.Logger) (*apnsProvider, error) {
 	tlsCfg, err := tlsConfig(cfg.CAFile)
 	if err != nil {
@@ -94,7 +136,7 @@ func newAPNs(cfg AppConfig, tokens apnsTokens, log *slog.Logger) (*apnsProvider,
 	if err != nil || u.Host == "" || u.Path != "" {
 		return nil, fmt.Errorf("endpoint %q is not an https://host[:port] origin", cfg.Endpoint)
 	}
-	p := &apnsProvider{base: *u}
+	p := &apnsProvider{topic: cfg.Topic, base: *u}
 	if cfg.CertFile != "" {
 		cert, err := loadCertificate(cfg.CertFile, cfg.CertPassword)
 		if err != nil {
@@ -129,6 +171,42 @@ func newAPNs(cfg AppConfig, tokens apnsTokens, log *slog.Logger) (*apnsProvider,
 	return p, nil
 }
 
+// apnsFields are the apps-file keys of kind apns.
+var apnsFields = []string{"topic", "key_file", "key_id", "team_id", "cert_file", "cert_password", "environment"}
+
+func validateAPNs(a AppConfig, bad func(field, format string, args ...any)) {
+	if a.Topic == "" {
+		bad("topic", "is required for kind apns (the app's bundle id)")
+	} else if strings.HasSuffix(a.Topic, ".voip") {
+		bad("topic", "%q must be the bundle id; VoIP pushes use <topic>.voip automatically", a.Topic)
+	}
+	token := a.KeyFile != "" || a.KeyID != "" || a.TeamID != ""
+	cert := a.CertFile != "" || a.CertPassword != ""
+	switch {
+	case token && cert:
+		bad("key_file", "token auth (key_file, key_id, team_id) and certificate auth (cert_file) are exclusive; set one")
+	case token:
+		if a.KeyFile == "" {
+			bad("key_file", "is required for token auth (the .p8 key)")
+		}
+		if a.KeyID == "" {
+			bad("key_id", "is required for token auth")
+		}
+		if a.TeamID == "" {
+			bad("team_id", "is required for token auth")
+		}
+	case cert:
+		if a.CertFile == "" {
+			bad("cert_file", "is required for certificate auth (PEM or .p12)")
+		}
+	default:
+		bad("key_file", "set token auth (key_file, key_id, team_id) or certificate auth (cert_file)")
+	}
+	if a.Environment != EnvProduction && a.Environment != EnvDevelopment {
+		bad("environment", "must be %q or %q, got %q", EnvProduction, EnvDevelopment, a.Environment)
+	}
+}
+
 // loadCertificate reads a .p12 or a PEM file holding the certificate and its key.
 func loadCertificate(path, password string) (tls.Certificate, error) {
 	switch strings.ToLower(filepath.Ext(path)) {
@@ -156,7 +234,20 @@ func loadCertificate(path, password string) (tls.Certificate, error) {
 	return cert, err
 }
 
-func (p *apnsProvider) send(ctx context.Context, n *notification) Result {
+func (p *apnsProvider) newMessage() providerMessage {
+	return &apnsMessage{payload: make([]byte, 0, 2048)}
+}
+
+func (p *apnsProvider) buildMattermost(m providerMessage, push *MattermostPush, idOnly bool) {
+	buildMattermostAPNs(m.(*apnsMessage), p.topic, push, idOnly)
+}
+
+func (p *apnsProvider) buildRocketChat(m providerMessage, push *RocketChatPush, voip bool, now time.Time) error {
+	return buildRocketChatAPNs(m.(*apnsMessage), p.topic, push, voip, now)
+}
+
+func (p *apnsProvider) send(ctx context.Context, m providerMessage) Result {
+	n := m.(*apnsMessage)
 	u := new(url.URL)
 	*u = p.base
 	// Device tokens are hex; escaping keeps anything else inside the path.

@@ -28,6 +28,26 @@ const fcmLimit = 4096
 
 const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
 
+// fcmMessage is one FCM message: the data-only payload the official apps read.
+type fcmMessage struct {
+	messageCommon
+	data  map[string]string
+	limit int
+}
+
+func (n *fcmMessage) size() (int, int, string) {
+	return fcmDataSize(n.data), n.limit, "FCM data payload"
+}
+
+func (n *fcmMessage) reset() bool {
+	if !n.resetCommon() {
+		return false
+	}
+	n.limit = 0
+	clear(n.data)
+	return true
+}
+
 // fcmProvider speaks FCM's HTTP v1 API itself with the app's service account:
 // one POST of the message, built without reflection, per attempt, and no
 // retries of its own (App's retry policy is the only retry loop). The OAuth
@@ -92,6 +112,15 @@ func loadServiceAccount(path string) ([]byte, serviceAccount, error) {
 	return raw, sa, nil
 }
 
+// fcmFields are the apps-file keys of kind fcm.
+var fcmFields = []string{"service_account_file", "default"}
+
+func validateFCM(a AppConfig, bad func(field, format string, args ...any)) {
+	if a.ServiceAccountFile == "" {
+		bad("service_account_file", "is required for kind fcm")
+	}
+}
+
 // fcmEndpoint accepts a bare origin ("https://host:8443") or a full base URL ending in /v1.
 func fcmEndpoint(endpoint string) string {
 	endpoint = strings.TrimRight(endpoint, "/")
@@ -99,6 +128,14 @@ func fcmEndpoint(endpoint string) string {
 		return endpoint + "/v1"
 	}
 	return endpoint
+}
+
+func openFCM(cfg AppConfig, env providerEnv) (provider, error) {
+	p, err := newFCM(cfg, env.opts)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func newFCM(cfg AppConfig, opts Options) (*fcmProvider, error) {
@@ -146,7 +183,20 @@ func newFCM(cfg AppConfig, opts Options) (*fcmProvider, error) {
 // fcmDefaultEndpoint is FCM's HTTP v1 base URL.
 const fcmDefaultEndpoint = "https://fcm.googleapis.com/v1"
 
-func (p *fcmProvider) send(ctx context.Context, n *notification) Result {
+func (p *fcmProvider) newMessage() providerMessage {
+	return &fcmMessage{data: make(map[string]string, 24)}
+}
+
+func (p *fcmProvider) buildMattermost(m providerMessage, push *MattermostPush, idOnly bool) {
+	buildMattermostFCM(m.(*fcmMessage), push, idOnly)
+}
+
+func (p *fcmProvider) buildRocketChat(m providerMessage, push *RocketChatPush, _ bool, _ time.Time) error {
+	return buildRocketChatFCM(m.(*fcmMessage), push)
+}
+
+func (p *fcmProvider) send(ctx context.Context, m providerMessage) Result {
+	n := m.(*fcmMessage)
 	authz, err := p.authorization()
 	if err != nil {
 		return fcmTransportResult(ctx, err)
@@ -229,7 +279,7 @@ func (p *fcmProvider) authorization() ([]string, error) {
 }
 
 // fcmRequestSize is the length of appendFCMRequest's output.
-func fcmRequestSize(n *notification) int {
+func fcmRequestSize(n *fcmMessage) int {
 	size := len(`{"message":{"android":{"priority":"high"},"token":}}`) + jsonStringLen(n.token)
 	if len(n.data) > 0 {
 		size += len(`"data":{},`) + len(n.data) - 1 // the commas between entries
@@ -243,7 +293,7 @@ func fcmRequestSize(n *notification) int {
 // appendFCMRequest appends the body of a messages:send request: the message
 // laid out as the Firebase Admin SDK lays it out (data keys sorted, then
 // android, then token).
-func appendFCMRequest(b []byte, n *notification) []byte {
+func appendFCMRequest(b []byte, n *fcmMessage) []byte {
 	var buf [32]string
 	keys := buf[:0]
 	for k := range n.data {

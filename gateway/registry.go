@@ -97,17 +97,11 @@ func NewRegistry(ctx context.Context, apps []AppConfig, opts Options, log *slog.
 		jitter:         opts.Jitter,
 	}
 	r := &Registry{byID: make(map[string]*App, len(apps)), byTopic: make(map[string]*App)}
-	tokens := apnsTokens{}
+	shared := map[string]any{}
 	explicitDefault := hasExplicitDefault(apps)
 	for _, cfg := range apps {
-		var prov provider
-		var err error
-		switch cfg.Kind {
-		case KindAPNs:
-			prov, err = newAPNs(cfg, tokens, log)
-		case KindFCM:
-			prov, err = newFCM(cfg, opts)
-		}
+		am := m.forApp(cfg.ID, cfg.Kind)
+		prov, err := providerKinds[cfg.Kind].open(cfg, providerEnv{opts: opts, log: log, m: am, shared: shared})
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("app %s: %w", cfg.ID, err)
@@ -121,12 +115,12 @@ func NewRegistry(ctx context.Context, apps []AppConfig, opts Options, log *slog.
 			policy: policy,
 			now:    opts.Now,
 			log:    log,
-			m:      m.forApp(cfg.ID, cfg.Kind),
+			m:      am,
 		}
 		log.Info("push app ready", "app", a.id, "kind", a.kind, "topic", a.topic, "endpoint", redactedURL(cfg.Endpoint))
 		r.apps = append(r.apps, a)
 		r.byID[a.id] = a
-		if a.kind == KindAPNs {
+		if a.topic != "" {
 			if _, taken := r.byTopic[a.topic]; !taken {
 				r.byTopic[a.topic] = a // the first app with a topic answers for it
 			}
