@@ -78,7 +78,7 @@ func TestAPNsRequestIsApns2s(t *testing.T) {
 	r := mustRegistry(t, []AppConfig{{ID: "apple_rn", Kind: KindAPNs, Topic: testTopic, KeyFile: kit.APNsKeyFile, KeyID: kit.APNsKeyID,
 		TeamID: kit.APNsTeamID, Environment: EnvDevelopment, Endpoint: srv.URL + "/", CAFile: caFile}}, fastOptions(), nil)
 	p := mustApp(t, r, "apple_rn").prov.(*apnsProvider)
-	reference := &apns2.Client{Host: srv.URL, Token: p.token, HTTPClient: srv.Client()}
+	reference := &apns2.Client{Host: srv.URL, Token: p.signer.token, HTTPClient: srv.Client()}
 
 	expires := time.Unix(1900000000, 0)
 	tests := []struct {

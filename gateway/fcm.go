@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,10 +56,22 @@ func (n *fcmMessage) reset() bool {
 // until shortly before it expires.
 type fcmProvider struct {
 	url       *url.URL // <endpoint>/projects/<project_id>/messages:send
-	tokens    oauth2.TokenSource
+	tokens    atomic.Pointer[fcmTokens]
 	authz     atomic.Pointer[fcmAuthorization]
+	now       func() time.Time
+	m         *appMetrics
 	rt        http.RoundTripper
 	transport *http.Transport
+}
+
+// fcmTokens is one cache of access tokens; dropping it makes the next push
+// exchange the service account for a new token.
+type fcmTokens struct {
+	src oauth2.TokenSource
+	// renew builds the next cache, from the service-account file as it is now.
+	renew func() *fcmTokens
+	mu    *sync.Mutex     // shared by every generation: guards the swap and limiter
+	limit *refreshLimiter // shared by every generation
 }
 
 // fcmAuthorization is the Authorization header of one access token.
@@ -131,14 +144,15 @@ func fcmEndpoint(endpoint string) string {
 }
 
 func openFCM(cfg AppConfig, env providerEnv) (provider, error) {
-	p, err := newFCM(cfg, env.opts)
+	p, err := newFCM(cfg, env)
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-func newFCM(cfg AppConfig, opts Options) (*fcmProvider, error) {
+func newFCM(cfg AppConfig, env providerEnv) (*fcmProvider, error) {
+	opts := env.opts
 	raw, sa, err := loadServiceAccount(cfg.ServiceAccountFile)
 	if err != nil {
 		return nil, fmt.Errorf("service_account_file %s: %w", cfg.ServiceAccountFile, err)
@@ -176,8 +190,36 @@ func newFCM(cfg AppConfig, opts Options) (*fcmProvider, error) {
 	// The token exchange runs outside any push's context, so it gets its own
 	// bound. JWTConfig's source is already a reusing one.
 	tokenClient := &http.Client{Transport: tr, Timeout: opts.AttemptTimeout}
-	tokens := jwtCfg.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, tokenClient))
-	return &fcmProvider{url: u, tokens: tokens, rt: tr, transport: tr}, nil
+	tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, tokenClient)
+	p := &fcmProvider{url: u, rt: tr, transport: tr, now: opts.Now, m: env.m}
+	var renew func() *fcmTokens
+	mu, limit := new(sync.Mutex), &refreshLimiter{interval: fcmRefreshInterval}
+	renew = func() *fcmTokens {
+		// A file that was fixed since start is used; one that broke is not.
+		if raw, fresh, err := loadServiceAccount(cfg.ServiceAccountFile); err == nil && fresh.ProjectID == sa.ProjectID {
+			if c, err := google.JWTConfigFromJSON(raw, fcmScope); err == nil {
+				jwtCfg = c
+			}
+		}
+		return &fcmTokens{src: jwtCfg.TokenSource(tokenCtx), renew: renew, mu: mu, limit: limit}
+	}
+	p.tokens.Store(&fcmTokens{src: jwtCfg.TokenSource(tokenCtx), renew: renew, mu: mu, limit: limit})
+	return p, nil
+}
+
+// dropTokens replaces the token cache that FCM refused a token of, unless
+// another push already did or the last replacement is too recent.
+func (p *fcmProvider) dropTokens(refused *fcmTokens) refreshResult {
+	refused.mu.Lock()
+	defer refused.mu.Unlock()
+	if p.tokens.Load() != refused {
+		return refreshDone
+	}
+	if !refused.limit.allow(p.now()) {
+		return refreshRateLimited
+	}
+	p.tokens.Store(refused.renew())
+	return refreshed
 }
 
 // fcmDefaultEndpoint is FCM's HTTP v1 base URL.
@@ -197,7 +239,8 @@ func (p *fcmProvider) buildRocketChat(m providerMessage, push *RocketChatPush, _
 
 func (p *fcmProvider) send(ctx context.Context, m providerMessage) Result {
 	n := m.(*fcmMessage)
-	authz, err := p.authorization()
+	tokens := p.tokens.Load()
+	authz, err := p.authorization(tokens)
 	if err != nil {
 		return fcmTransportResult(ctx, err)
 	}
@@ -229,7 +272,11 @@ func (p *fcmProvider) send(ctx context.Context, m providerMessage) Result {
 	if resp.StatusCode >= 400 {
 		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
-	return classifyFCM(resp.StatusCode, answer, retryAfter)
+	res := classifyFCM(resp.StatusCode, answer, retryAfter)
+	if resp.StatusCode == http.StatusUnauthorized && res.Reason == "UNAUTHENTICATED" {
+		p.m.refreshed(p.dropTokens(tokens))
+	}
+	return res
 }
 
 // fcmMessageName reads the name out of FCM's answer to a send,
@@ -265,8 +312,8 @@ func fcmMessageName(answer []byte) (string, bool) {
 
 // authorization is the Authorization header for the current access token,
 // fetching a new token when the last one is about to expire.
-func (p *fcmProvider) authorization() ([]string, error) {
-	tok, err := p.tokens.Token()
+func (p *fcmProvider) authorization(tokens *fcmTokens) ([]string, error) {
+	tok, err := tokens.src.Token()
 	if err != nil {
 		return nil, err
 	}
@@ -344,6 +391,11 @@ func classifyFCM(status int, body []byte, retryAfter time.Duration) Result {
 		return Result{Outcome: Failed, Reason: "THIRD_PARTY_AUTH_ERROR: " + message}
 	case "INVALID_ARGUMENT":
 		return fcmInvalidArgument(message, e)
+	case "":
+		if status == http.StatusUnauthorized {
+			// Our access token was refused: the send drops it, the next attempt gets a new one.
+			return Result{Outcome: RetryLater, Reason: "UNAUTHENTICATED"}
+		}
 	}
 	if e.Error.Status == "INVALID_ARGUMENT" || (e.Error.Status == "" && status == http.StatusBadRequest) {
 		return fcmInvalidArgument(message, e)

@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testClock is a clock that moves only when the test says so.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// recovery describes how one provider refuses our credential and how often we may rebuild it.
+type recovery struct {
+	app      string
+	refuse   func(e *sandboxEnv) // the provider stops honouring what we hold
+	reason   string              // what it answers then
+	interval time.Duration       // how often we may rebuild the credential
+	// exchanges counts the credential exchanges the sandbox saw (FCM's token endpoint; none for APNs).
+	exchanges     func(e *sandboxEnv) int64
+	wantExchanges int64
+}
+
+func TestAPNsRecoversFromExpiredProviderToken(t *testing.T) {
+	testRecovery(t, recovery{
+		app:       "apple_rn",
+		refuse:    func(e *sandboxEnv) { e.srv.ExpireProviderTokens() },
+		reason:    "ExpiredProviderToken",
+		interval:  apnsRefreshInterval,
+		exchanges: func(*sandboxEnv) int64 { return 0 },
+	})
+}
+
+func TestFCMRecoversFromRevokedAccessToken(t *testing.T) {
+	testRecovery(t, recovery{
+		app:           "android_rn",
+		refuse:        func(e *sandboxEnv) { e.srv.RevokeAccessTokens() },
+		reason:        "UNAUTHENTICATED",
+		interval:      fcmRefreshInterval,
+		exchanges:     func(e *sandboxEnv) int64 { return e.srv.Stats().OAuth.Accepted },
+		wantExchanges: 1,
+	})
+}
+
+func testRecovery(t *testing.T, rc recovery) {
+	const pushers = 50
+	env := mustStartSandbox(t, 0)
+	clock := &testClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	opts := fastOptions()
+	opts.Attempts = 1 // one request per push, so every refusal is seen
+	opts.Now = clock.Now
+	r := mustRegistry(t, env.apps(t), opts, nil)
+	a := mustApp(t, r, rc.app)
+	refreshes := func(result string) float64 {
+		return metricValue(t, a.m.refreshes.WithLabelValues(a.id, result))
+	}
+	mustSend := func(t *testing.T, want Outcome) {
+		t.Helper()
+		if res := sendTo(context.Background(), a, "ok0123456789"); res.Outcome != want || (want == RetryLater && res.Reason != rc.reason) {
+			t.Fatalf("got %+v, want %v", res, want)
+		}
+	}
+	mustSend(t, Delivered) // the provider has seen the credential that it will refuse
+
+	t.Run("one refresh serves every push that met the refused credential", func(t *testing.T) {
+		rc.refuse(env)
+		env.srv.ResetStats()
+		var delivered, retried atomic.Int64
+		var wg sync.WaitGroup
+		for range pushers {
+			wg.Go(func() {
+				switch res := sendTo(context.Background(), a, "ok0123456789"); {
+				case res.Outcome == Delivered:
+					delivered.Add(1)
+				case res.Outcome == RetryLater && res.Reason == rc.reason:
+					retried.Add(1)
+				default:
+					t.Errorf("got %+v, want delivered or retry later with %s", res, rc.reason)
+				}
+			})
+		}
+		wg.Wait()
+		stats := mustStatsOf(t, env.srv.Stats(), a.Kind())
+		if retried.Load() < 1 || retried.Load()+delivered.Load() != pushers {
+			t.Errorf("%d retried later, %d delivered; want at least one retried and %d in all", retried.Load(), delivered.Load(), pushers)
+		}
+		if stats.ByReason[rc.reason] != retried.Load() || stats.Accepted != delivered.Load() {
+			t.Errorf("the provider refused %d and accepted %d; we counted %d retried and %d delivered",
+				stats.ByReason[rc.reason], stats.Accepted, retried.Load(), delivered.Load())
+		}
+		if got := refreshes("refreshed"); got != 1 {
+			t.Errorf("%v refreshes, want exactly 1 however many pushes met the refused credential", got)
+		}
+		for range 10 {
+			mustSend(t, Delivered)
+		}
+		if got := rc.exchanges(env); got != rc.wantExchanges {
+			t.Errorf("%d credential exchanges, want %d", got, rc.wantExchanges)
+		}
+	})
+
+	t.Run("a second refusal within the interval is retried later without a refresh", func(t *testing.T) {
+		clock.advance(rc.interval - time.Second)
+		rc.refuse(env)
+		mustSend(t, RetryLater)
+		mustSend(t, RetryLater)
+		if got, limited := refreshes("refreshed"), refreshes("rate_limited"); got != 1 || limited != 2 {
+			t.Errorf("%v refreshes, %v rate limited; want 1 and 2", got, limited)
+		}
+	})
+
+	t.Run("once the interval has passed the credential is refreshed again", func(t *testing.T) {
+		clock.advance(time.Second)
+		mustSend(t, RetryLater)
+		mustSend(t, Delivered)
+		if got := refreshes("refreshed"); got != 2 {
+			t.Errorf("%v refreshes, want 2", got)
+		}
+	})
+
+	t.Run("with retries the push that meets a refused credential is delivered", func(t *testing.T) {
+		opts := fastOptions()
+		opts.Now = clock.Now
+		r := mustRegistry(t, env.apps(t), opts, nil)
+		a := mustApp(t, r, rc.app)
+		if res := sendTo(context.Background(), a, "ok0123456789"); res.Outcome != Delivered {
+			t.Fatalf("got %+v", res)
+		}
+		rc.refuse(env)
+		if res := sendTo(context.Background(), a, "ok0123456789"); res.Outcome != Delivered || res.Attempts != 2 {
+			t.Errorf("got %+v, want delivered on the second attempt", res)
+		}
+	})
+}
