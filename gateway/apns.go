@@ -181,13 +181,20 @@ func newAPNs(cfg AppConfig, signers apnsSigners, env providerEnv) (*apnsProvider
 	// x/net's HTTP/2 transport, although x/net now marks it deprecated in
 	// favour of net/http's: net/http's RoundTrip costs ~4 µs and an allocation
 	// more per push (BenchmarkSendThroughSandbox/apple_rn), and APNs is HTTP/2 only anyway.
-	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 20 * time.Second, KeepAlive: 15 * time.Second}}
+	target := &url.URL{Scheme: u.Scheme, Host: u.Host}
 	p.transport = &http2.Transport{
 		TLSClientConfig: tlsCfg,
 		DialTLSContext: func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
-			d := *dialer
-			d.Config = cfg
-			return d.DialContext(ctx, network, addr)
+			conn, err := dialProvider(ctx, env.opts.dial, env.opts.Proxy, target, addr)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(conn, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return tc, nil
 		},
 		ReadIdleTimeout: pingAfter,
 		PingTimeout:     pingTimeout,

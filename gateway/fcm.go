@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -174,8 +173,9 @@ func newFCM(cfg AppConfig, env providerEnv) (*fcmProvider, error) {
 		return nil, fmt.Errorf("endpoint %q is not an absolute URL", cfg.Endpoint)
 	}
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 20 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// Only Options.Proxy, never the process environment: cmd decides.
+		Proxy:                 httpProxy(opts.Proxy),
+		DialContext:           opts.dial,
 		TLSClientConfig:       tlsCfg,
 		ForceAttemptHTTP2:     true,
 		HTTP2:                 &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
@@ -220,6 +220,14 @@ func (p *fcmProvider) dropTokens(refused *fcmTokens) refreshResult {
 	}
 	p.tokens.Store(refused.renew())
 	return refreshed
+}
+
+// httpProxy adapts Options.Proxy to http.Transport's.
+func httpProxy(proxy func(*url.URL) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
+	if proxy == nil {
+		return nil
+	}
+	return func(r *http.Request) (*url.URL, error) { return proxy(r.URL) }
 }
 
 // fcmDefaultEndpoint is FCM's HTTP v1 base URL.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -27,8 +28,15 @@ type Options struct {
 	BackoffMax time.Duration
 	// Jitter turns a nominal backoff into the actual wait (default: uniform in [d/2, d]).
 	Jitter func(time.Duration) time.Duration
-	// Now is the clock for payload timestamps (default time.Now).
+	// Now is the clock for payload timestamps and credential refresh limits (default time.Now).
 	Now func() time.Time
+	// Proxy picks the HTTP CONNECT proxy for a provider URL, nil for none
+	// (httpproxy.Config's ProxyFunc gives HTTPS_PROXY and NO_PROXY semantics).
+	// Nil: every provider is dialled directly.
+	Proxy func(*url.URL) (*url.URL, error)
+
+	// dial opens the TCP connections to providers and proxies (tests map names to loopback).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (o Options) withDefaults() Options {
@@ -58,6 +66,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.dial == nil {
+		o.dial = (&net.Dialer{Timeout: 20 * time.Second, KeepAlive: 15 * time.Second}).DialContext
 	}
 	return o
 }

@@ -6,10 +6,12 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http/httpproxy"
 
 	"github.com/pushgate/pushgate/gateway"
 	"github.com/pushgate/pushgate/gateway/sandbox"
@@ -69,7 +71,7 @@ func startSandbox(ctx context.Context, cfg config, log *slog.Logger, cleanup *cl
 
 // openRegistry loads the push apps (apps_file, or the dev sandbox's) and
 // builds one long-lived client per app.
-func openRegistry(ctx context.Context, cfg config, dev bool, log *slog.Logger, reg prometheus.Registerer, cleanup *closers) (*gateway.Registry, *sandbox.Server, error) {
+func openRegistry(ctx context.Context, cfg config, dev bool, getenv func(string) string, log *slog.Logger, reg prometheus.Registerer, cleanup *closers) (*gateway.Registry, *sandbox.Server, error) {
 	var apps []gateway.AppConfig
 	var sb *sandbox.Server
 	var err error
@@ -85,10 +87,47 @@ func openRegistry(ctx context.Context, cfg config, dev bool, log *slog.Logger, r
 	default:
 		return nil, nil, fmt.Errorf("no push apps: set PUSHGATE_APPS_FILE to the YAML list of APNs and FCM apps (or run serve --dev for the sandbox apps)")
 	}
-	registry, err := gateway.NewRegistry(ctx, apps, gateway.Options{}, log.With("component", "gateway"), reg)
+	proxy, err := providerProxy(getenv, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	registry, err := gateway.NewRegistry(ctx, apps, gateway.Options{Proxy: proxy}, log.With("component", "gateway"), reg)
 	if err != nil {
 		return nil, nil, err
 	}
 	cleanup.add(registry.Close)
 	return registry, sb, nil
+}
+
+// providerProxy is the outbound proxy for APNs and FCM, from HTTPS_PROXY,
+// HTTP_PROXY and NO_PROXY (or their lower-case forms) with the usual
+// semantics; nil when none is set. A malformed proxy URL stops the start.
+func providerProxy(getenv func(string) string, log *slog.Logger) (func(*url.URL) (*url.URL, error), error) {
+	first := func(names ...string) string {
+		for _, n := range names {
+			if v := getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	env := httpproxy.Config{
+		HTTPProxy:  first("HTTP_PROXY", "http_proxy"),
+		HTTPSProxy: first("HTTPS_PROXY", "https_proxy"),
+		NoProxy:    first("NO_PROXY", "no_proxy"),
+		CGI:        getenv("REQUEST_METHOD") != "",
+	}
+	if env.HTTPProxy == "" && env.HTTPSProxy == "" {
+		return nil, nil
+	}
+	proxy := env.ProxyFunc()
+	// Providers are HTTPS: this is the proxy every push to them would use.
+	via, err := proxy(&url.URL{Scheme: "https", Host: "api.push.apple.com"})
+	if err != nil {
+		return nil, fmt.Errorf("HTTPS_PROXY: %w", err)
+	}
+	if via != nil {
+		log.Info("APNs and FCM go through a proxy", "proxy", via.Redacted(), "no_proxy", env.NoProxy)
+	}
+	return proxy, nil
 }
