@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,14 +122,35 @@ func providerProxy(getenv func(string) string, log *slog.Logger) (func(*url.URL)
 	if env.HTTPProxy == "" && env.HTTPSProxy == "" {
 		return nil, nil
 	}
-	proxy := env.ProxyFunc()
-	// Providers are HTTPS: this is the proxy every push to them would use.
-	via, err := proxy(&url.URL{Scheme: "https", Host: "api.push.apple.com"})
-	if err != nil {
-		return nil, fmt.Errorf("HTTPS_PROXY: %w", err)
+	// httpproxy ignores a proxy URL it cannot parse, which would send pushes around the proxy.
+	for _, v := range []struct{ name, value string }{{"HTTPS_PROXY", env.HTTPSProxy}, {"HTTP_PROXY", env.HTTPProxy}} {
+		if err := checkProxyURL(v.value); err != nil {
+			return nil, fmt.Errorf("%s: %w", v.name, err)
+		}
 	}
-	if via != nil {
+	proxy := env.ProxyFunc()
+	// Providers are HTTPS: this is the proxy a push to them uses.
+	if via, err := proxy(&url.URL{Scheme: "https", Host: "api.push.apple.com"}); err == nil && via != nil {
 		log.Info("APNs and FCM go through a proxy", "proxy", via.Redacted(), "no_proxy", env.NoProxy)
 	}
 	return proxy, nil
+}
+
+// checkProxyURL accepts what httpproxy accepts: a URL, or a host:port taken as http://host:port.
+func checkProxyURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	if !strings.Contains(v, "://") {
+		v = "http://" + v
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Hostname() == "" {
+		return errors.New("not a proxy URL such as http://proxy.example:3128")
+	}
+	switch u.Scheme {
+	case "http", "https":
+		return nil
+	}
+	return fmt.Errorf("scheme %q: APNs and FCM need an http or https proxy", u.Scheme)
 }

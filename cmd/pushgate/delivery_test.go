@@ -47,10 +47,14 @@ func TestProviderProxyComesFromGetenv(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a malformed proxy URL stops the start naming the variable", func(t *testing.T) {
-		_, err := providerProxy(envFrom(map[string]string{"HTTPS_PROXY": "http://proxy.corp:31x8"}), slog.New(slog.DiscardHandler))
-		if err == nil || !strings.Contains(err.Error(), "HTTPS_PROXY") {
-			t.Errorf("got %v, want an error naming HTTPS_PROXY", err)
-		}
-	})
+	for name, env := range map[string]map[string]string{
+		"a malformed proxy URL stops the start naming the variable": {"HTTPS_PROXY": "http://proxy.corp:31x8"},
+		"a SOCKS proxy stops the start naming the variable":         {"HTTPS_PROXY": "socks5://proxy.corp:1080"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := providerProxy(envFrom(env), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "HTTPS_PROXY") {
+				t.Errorf("got %v, want an error naming HTTPS_PROXY", err)
+			}
+		})
+	}
 }
