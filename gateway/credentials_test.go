@@ -1,7 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -147,4 +153,60 @@ func testRecovery(t *testing.T, rc recovery) {
 			t.Errorf("got %+v, want delivered on the second attempt", res)
 		}
 	})
+}
+
+func TestCertificateExpiryIsExportedAndWarnedAhead(t *testing.T) {
+	env := mustStartSandbox(t, 0)
+	var cert AppConfig
+	for _, a := range env.apps(t) {
+		if a.CertFile != "" {
+			cert = a
+		}
+	}
+	notAfter := mustCertNotAfter(t, cert.CertFile)
+	tests := []struct {
+		name string
+		now  time.Time
+		warn string // "" for no warning
+	}{
+		{"a certificate with months left is not warned about", notAfter.Add(-90 * 24 * time.Hour), ""},
+		{"a certificate expiring within 30 days is warned about", notAfter.Add(-10 * 24 * time.Hour), "APNs certificate expires soon"},
+		{"an expired certificate is warned about", notAfter.Add(time.Hour), "APNs certificate has expired"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			opts := fastOptions()
+			opts.Now = func() time.Time { return tc.now }
+			r := mustRegistry(t, []AppConfig{cert}, opts, slog.New(slog.NewTextHandler(&logs, nil)))
+			a := mustApp(t, r, cert.ID)
+			if got := metricValue(t, a.m.certExpiryVec.WithLabelValues(cert.ID)); got != float64(notAfter.Unix()) {
+				t.Errorf("expiry gauge %v, want %d", got, notAfter.Unix())
+			}
+			warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "app="+cert.ID)
+			if tc.warn == "" && warned {
+				t.Errorf("unexpected warning: %s", logs.String())
+			}
+			if tc.warn != "" && (!warned || !strings.Contains(logs.String(), tc.warn)) {
+				t.Errorf("want a warning %q naming the app, logs: %s", tc.warn, logs.String())
+			}
+		})
+	}
+}
+
+func mustCertNotAfter(t *testing.T, path string) time.Time {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		t.Fatal("no PEM certificate")
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.NotAfter
 }
