@@ -166,4 +166,7 @@ func TestProviderConnectionPools(t *testing.T) {
 	if tr := fcm.transport; tr.HTTP2 == nil || tr.HTTP2.SendPingTimeout <= 0 || tr.HTTP2.PingTimeout <= 0 {
 		t.Errorf("fcm: no health pings on the provider connection: %+v", tr.HTTP2)
 	}
+	if fcm.transport.Proxy != nil {
+		t.Error("fcm: without Options.Proxy the transport must not pick a proxy (it would read the process environment)")
+	}
 }
