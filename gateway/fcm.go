@@ -54,23 +54,22 @@ func (n *fcmMessage) reset() bool {
 // exchange goes to the account's own token_uri; the access token is reused
 // until shortly before it expires.
 type fcmProvider struct {
-	url       *url.URL // <endpoint>/projects/<project_id>/messages:send
-	tokens    atomic.Pointer[fcmTokens]
-	authz     atomic.Pointer[fcmAuthorization]
+	url    *url.URL // <endpoint>/projects/<project_id>/messages:send
+	tokens atomic.Pointer[fcmTokens]
+	authz  atomic.Pointer[fcmAuthorization]
+	// newTokens builds an empty token cache from the service-account file as it is now.
+	newTokens func() *fcmTokens
+	dropMu    sync.Mutex // guards replacing tokens and dropLimit
+	dropLimit refreshLimiter
 	now       func() time.Time
 	m         *appMetrics
 	rt        http.RoundTripper
 	transport *http.Transport
 }
 
-// fcmTokens is one cache of access tokens; dropping it makes the next push
-// exchange the service account for a new token.
+// fcmTokens is one cache of access tokens, replaced whole when FCM refuses its token.
 type fcmTokens struct {
 	src oauth2.TokenSource
-	// renew builds the next cache, from the service-account file as it is now.
-	renew func() *fcmTokens
-	mu    *sync.Mutex     // shared by every generation: guards the swap and limiter
-	limit *refreshLimiter // shared by every generation
 }
 
 // fcmAuthorization is the Authorization header of one access token.
@@ -191,34 +190,32 @@ func newFCM(cfg AppConfig, env providerEnv) (*fcmProvider, error) {
 	// bound. JWTConfig's source is already a reusing one.
 	tokenClient := &http.Client{Transport: tr, Timeout: opts.AttemptTimeout}
 	tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, tokenClient)
-	p := &fcmProvider{url: u, rt: tr, transport: tr, now: opts.Now, m: env.m}
-	var renew func() *fcmTokens
-	mu, limit := new(sync.Mutex), &refreshLimiter{interval: fcmRefreshInterval}
-	renew = func() *fcmTokens {
-		// A file that was fixed since start is used; one that broke is not.
+	p := &fcmProvider{url: u, rt: tr, transport: tr, now: opts.Now, m: env.m, dropLimit: refreshLimiter{interval: fcmRefreshInterval}}
+	p.newTokens = func() *fcmTokens {
+		// A file fixed since the start is used; one that broke since is not.
 		if raw, fresh, err := loadServiceAccount(cfg.ServiceAccountFile); err == nil && fresh.ProjectID == sa.ProjectID {
 			if c, err := google.JWTConfigFromJSON(raw, fcmScope); err == nil {
-				jwtCfg = c
+				jwtCfg = c // only under dropMu, or before the provider is shared
 			}
 		}
-		return &fcmTokens{src: jwtCfg.TokenSource(tokenCtx), renew: renew, mu: mu, limit: limit}
+		return &fcmTokens{src: jwtCfg.TokenSource(tokenCtx)}
 	}
-	p.tokens.Store(&fcmTokens{src: jwtCfg.TokenSource(tokenCtx), renew: renew, mu: mu, limit: limit})
+	p.tokens.Store(&fcmTokens{src: jwtCfg.TokenSource(tokenCtx)})
 	return p, nil
 }
 
 // dropTokens replaces the token cache that FCM refused a token of, unless
 // another push already did or the last replacement is too recent.
 func (p *fcmProvider) dropTokens(refused *fcmTokens) refreshResult {
-	refused.mu.Lock()
-	defer refused.mu.Unlock()
+	p.dropMu.Lock()
+	defer p.dropMu.Unlock()
 	if p.tokens.Load() != refused {
 		return refreshDone
 	}
-	if !refused.limit.allow(p.now()) {
+	if !p.dropLimit.allow(p.now()) {
 		return refreshRateLimited
 	}
-	p.tokens.Store(refused.renew())
+	p.tokens.Store(p.newTokens())
 	return refreshed
 }
 
