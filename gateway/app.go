@@ -33,6 +33,7 @@ type providerMessage interface {
 // messageCommon is what every kind's message has: the device token and the
 // buffers reused from one send to the next.
 type messageCommon struct {
+	app     *App // whose pool the message belongs to
 	token   string
 	answer  [512]byte // the provider's answer body, while it fits
 	scratch bytes.Buffer
@@ -75,7 +76,9 @@ func (a *App) get() providerMessage {
 	if m, ok := a.pool.Get().(providerMessage); ok {
 		return m
 	}
-	return a.prov.newMessage()
+	m := a.prov.newMessage()
+	m.common().app = a
+	return m
 }
 
 func (a *App) put(m providerMessage) {

@@ -6,8 +6,7 @@ import "context"
 // decides (quota, duplicates) between building and sending, so a push that
 // could never be sent costs no quota. Send or Release it exactly once.
 type Prepared struct {
-	a *App
-	m providerMessage
+	m providerMessage // its app is m.common().app
 }
 
 // PrepareMattermost builds a Mattermost push for this app. When it cannot be
@@ -37,16 +36,17 @@ func (a *App) prepared(m providerMessage) (*Prepared, Result) {
 		a.put(m)
 		return nil, res
 	}
-	return &Prepared{a: a, m: m}, Result{}
+	return &Prepared{m: m}, Result{}
 }
 
 // Send forwards the notification with the app's retry policy and releases it.
 func (p *Prepared) Send(ctx context.Context) Result {
-	a, m := p.a, p.m
+	m := p.m
+	a := m.common().app
 	defer a.put(m)
 	res := a.policy.run(ctx, func(ctx context.Context) Result { return a.attempt(ctx, m) })
 	return a.finish(ctx, m, res)
 }
 
 // Release returns a notification that will not be sent.
-func (p *Prepared) Release() { p.a.put(p.m) }
+func (p *Prepared) Release() { p.m.common().app.put(p.m) }
