@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,4 +210,52 @@ func mustCertNotAfter(t *testing.T, path string) time.Time {
 		t.Fatal(err)
 	}
 	return c.NotAfter
+}
+
+func TestFCMPicksUpAServiceAccountFileFixedOnDisk(t *testing.T) {
+	env := mustStartSandbox(t, 0)
+	clock := &testClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	opts := fastOptions()
+	opts.Attempts = 1
+	opts.Now = clock.Now
+	var fcm AppConfig
+	for _, a := range env.apps(t) {
+		if a.Kind == KindFCM {
+			fcm = a
+		}
+	}
+	good, err := os.ReadFile(fcm.ServiceAccountFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another account of the same project, one the provider does not know.
+	unknown := bytes.Replace(good, []byte(env.kit.ClientEmail), []byte("someone-else@"+testProject+".iam.gserviceaccount.com"), 1)
+	r := mustRegistry(t, []AppConfig{fcm}, opts, nil)
+	a := mustApp(t, r, fcm.ID)
+	refreshes := func(result string) float64 { return metricValue(t, a.m.refreshes.WithLabelValues(a.id, result)) }
+	send := func() Result { return sendTo(context.Background(), a, "ok0123456789") }
+	if res := send(); res.Outcome != Delivered {
+		t.Fatalf("got %+v", res)
+	}
+
+	mustWriteFile(t, filepath.Dir(fcm.ServiceAccountFile), filepath.Base(fcm.ServiceAccountFile), string(unknown))
+	env.srv.RevokeAccessTokens()
+	if res := send(); res.Outcome != RetryLater || res.Reason != "UNAUTHENTICATED" {
+		t.Fatalf("after the revocation: %+v, want retry later", res)
+	}
+	if res := send(); res.Outcome != Failed || !strings.HasPrefix(res.Reason, ReasonAuth) {
+		t.Fatalf("with the broken file: %+v, want an auth failure (the file was read again)", res)
+	}
+
+	mustWriteFile(t, filepath.Dir(fcm.ServiceAccountFile), filepath.Base(fcm.ServiceAccountFile), string(good))
+	clock.advance(fcmRefreshInterval)
+	if res := send(); res.Outcome != Failed {
+		t.Fatalf("the push that finds the file fixed: %+v, want it to fail and drop the broken account", res)
+	}
+	if res := send(); res.Outcome != Delivered {
+		t.Fatalf("with the fixed file: %+v, want delivered without a restart", res)
+	}
+	if got, limited := refreshes("refreshed"), refreshes("rate_limited"); got != 2 || limited != 1 {
+		t.Errorf("%v refreshes, %v rate limited; want 2 and 1", got, limited)
+	}
 }

@@ -247,7 +247,13 @@ func (p *fcmProvider) send(ctx context.Context, m providerMessage) Result {
 	tokens := p.tokens.Load()
 	authz, err := p.authorization(tokens)
 	if err != nil {
-		return fcmTransportResult(ctx, err)
+		res := fcmTransportResult(ctx, err)
+		var re *oauth2.RetrieveError
+		if res.Outcome == Failed && errors.As(err, &re) {
+			// The token endpoint refused the service account: read its file again, in case it was fixed.
+			p.m.refreshed(p.dropTokens(tokens))
+		}
+		return res
 	}
 	body := appendFCMRequest(make([]byte, 0, fcmRequestSize(n)), n)
 	h := http.Header{
