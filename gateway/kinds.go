@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -32,20 +33,17 @@ type providerEnv struct {
 	shared map[string]any
 }
 
-// kindFieldValues are the apps-file keys that belong to one kind, with whether a sets them.
-func (a AppConfig) kindFieldValues() []struct {
-	name string
-	set  bool
-} {
-	return []struct {
-		name string
-		set  bool
-	}{
-		{"topic", a.Topic != ""}, {"key_file", a.KeyFile != ""}, {"key_id", a.KeyID != ""},
-		{"team_id", a.TeamID != ""}, {"cert_file", a.CertFile != ""}, {"cert_password", a.CertPassword != ""},
-		{"environment", a.Environment != ""}, {"service_account_file", a.ServiceAccountFile != ""},
-		{"default", a.Default},
+// setKeys lists the apps-file keys a sets, in the order of AppConfig's fields.
+func (a AppConfig) setKeys() []string {
+	v := reflect.ValueOf(a)
+	var keys []string
+	for i, f := range reflect.VisibleFields(v.Type()) {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name != "" && !v.Field(i).IsZero() {
+			keys = append(keys, name)
+		}
 	}
+	return keys
 }
 
 // validateKind checks a's kind and its kind-specific settings, and that it
@@ -57,9 +55,9 @@ func validateKind(a AppConfig, bad func(field, format string, args ...any)) {
 		return
 	}
 	kind.validate(a, bad)
-	for _, f := range a.kindFieldValues() {
-		if f.set && !slices.Contains(kind.fields, f.name) {
-			bad(f.name, "is only for kind %s", fieldOwners(f.name))
+	for _, key := range a.setKeys() {
+		if owners := fieldOwners(key); owners != "" && !slices.Contains(kind.fields, key) {
+			bad(key, "is only for kind %s", owners)
 		}
 	}
 }
