@@ -59,3 +59,19 @@ func TestRevokeAccessTokens(t *testing.T) {
 		t.Errorf("stats count %d UNAUTHENTICATED, want 1", got)
 	}
 }
+
+func TestCredentialControlsOverHTTP(t *testing.T) {
+	f := mustFCMSandbox(t, sandbox.Config{})
+	c := mustTLSClient(t, f.s)
+	send := f.s.URL() + "/v1/projects/" + f.kit.ProjectID + "/messages:send"
+	body := `{"message":{"token":"fcm-1","data":{"a":"b"}}}`
+	tok := mustAccessToken(t, f)
+	for _, path := range []string{"/sandbox/expire-provider-tokens", "/sandbox/revoke-access-tokens"} {
+		if res := mustDo(t, c, http.MethodPost, f.s.URL()+path, nil, ""); res.status != http.StatusNoContent {
+			t.Fatalf("POST %s: %d %s", path, res.status, res.body)
+		}
+	}
+	if res := mustDo(t, c, http.MethodPost, send, map[string]string{"authorization": "Bearer " + tok}, body); res.status != http.StatusUnauthorized {
+		t.Errorf("a token issued before POST /sandbox/revoke-access-tokens: %d, want 401", res.status)
+	}
+}
