@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,6 +163,39 @@ func TestProvidersHonourTheProxy(t *testing.T) {
 		}
 		if s := srv.Stats(); s.APNs.Accepted != pushes || s.FCM.Accepted != pushes || s.OAuth.Accepted != 1 {
 			t.Errorf("sandbox accepted %d APNs, %d FCM, %d token exchanges; want %d, %d, 1", s.APNs.Accepted, s.FCM.Accepted, s.OAuth.Accepted, pushes, pushes)
+		}
+	})
+
+	t.Run("concurrent first pushes share one APNs tunnel", func(t *testing.T) {
+		const senders = 50
+		proxy := &connectProxy{tunnels: map[string]int{}}
+		ps := httptest.NewServer(proxy)
+		defer ps.Close()
+		opts := fastOptions()
+		opts.Attempts = 1
+		opts.Proxy = (&httpproxy.Config{HTTPSProxy: "http://" + ps.Listener.Addr().String()}).ProxyFunc()
+		r := mustRegistry(t, apps, opts, nil)
+		srv.ResetStats()
+		var delivered atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 2 * senders {
+			wg.Go(func() {
+				id := []string{"apple_rn", "android_rn"}[i%2]
+				if res := sendTo(context.Background(), mustApp(t, r, id), "ok0123456789"); res.Outcome == Delivered {
+					delivered.Add(1)
+				} else {
+					t.Errorf("%s: %+v", id, res)
+				}
+			})
+		}
+		wg.Wait()
+		tunnels, _ := proxy.counts()
+		s := srv.Stats()
+		if delivered.Load() != 2*senders || s.APNs.Accepted != senders || s.FCM.Accepted != senders {
+			t.Errorf("%d delivered; sandbox accepted %d APNs and %d FCM; want %d, %d, %d", delivered.Load(), s.APNs.Accepted, s.FCM.Accepted, 2*senders, senders, senders)
+		}
+		if tunnels[apnsHost] != 1 || tunnels[fcmHost] < 1 {
+			t.Errorf("tunnels %v; want exactly one to %s (one HTTP/2 connection) and at least one to %s", tunnels, apnsHost, fcmHost)
 		}
 	})
 
