@@ -127,7 +127,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	cleanup.add(func() { stopJobs(); jobs.Wait() })
 
-	apps, sb, err := openRegistry(ctx, cfg, *dev, log, reg, &cleanup)
+	apps, sb, err := openRegistry(ctx, cfg, *dev, getenv, log, reg, &cleanup)
 	if err != nil {
 		return err
 	}
