@@ -102,7 +102,9 @@ func (ps *pusher) admit(ctx context.Context, p *tenants.Principal, dedupeKey str
 			RetryAfterSeconds: int(wait/time.Second) + 1,
 			Message:           "rate limit: this workspace is sending faster than its plan allows in a burst; retry in a few seconds"}
 	}
-	limit := p.Workspace.MonthlyLimit()
+	// With metered overage the admission limit is Unlimited and the pushes
+	// over the included amount are billed; the thresholds still watch it.
+	limit := ps.tenants.AdmissionLimit(&p.Workspace)
 	v, err = ps.quotas.Admit(ctx, tenants.Admission{WorkspaceID: p.Workspace.ID, Limit: limit,
 		LimitVersion: p.Workspace.ChangedAt, DedupeKey: dedupeKey, At: now})
 	if err != nil || v.Decision != tenants.Admitted {
@@ -122,20 +124,20 @@ func (ps *pusher) admit(ctx context.Context, p *tenants.Principal, dedupeKey str
 			Message: fmt.Sprintf("monthly quota exhausted: this workspace used all %d notifications of its plan for %s; it resets %s; upgrade at %s",
 				v.Limit, period, reset.Format(time.RFC3339), ps.upgradeURL)}
 	case tenants.Admitted:
-		ps.checkThresholds(ctx, &p.Workspace, now, v)
+		ps.checkThresholds(ctx, &p.Workspace, now, v.Used, p.Workspace.MonthlyLimit())
 	}
 	return v, nil
 }
 
 // checkThresholds records the admission that reached 80% or 100% of the
-// limit; Used grows by exactly one per admission, so one request sees each.
-func (ps *pusher) checkThresholds(ctx context.Context, ws *tenants.Workspace, now time.Time, v tenants.Verdict) {
-	if ps.thresholds == nil || v.Limit <= 0 {
+// included limit; used grows by exactly one per admission, so one request sees each.
+func (ps *pusher) checkThresholds(ctx context.Context, ws *tenants.Workspace, now time.Time, used, limit int64) {
+	if ps.thresholds == nil || limit <= 0 {
 		return
 	}
 	for _, pct := range [...]int{80, 100} {
-		if v.Used == (v.Limit*int64(pct)+99)/100 {
-			ps.thresholds.RecordThreshold(ctx, ws, tenants.PeriodOf(now), pct, v.Used, v.Limit)
+		if used == (limit*int64(pct)+99)/100 {
+			ps.thresholds.RecordThreshold(ctx, ws, tenants.PeriodOf(now), pct, used, limit)
 		}
 	}
 }

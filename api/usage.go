@@ -15,13 +15,15 @@ type UsageHistory interface {
 }
 
 type usageJSON struct {
-	Period    tenants.Period       `json:"period"`
-	Limit     *int64               `json:"limit"` // null: unlimited
-	Used      int64                `json:"used"`
-	Remaining *int64               `json:"remaining"`
-	ResetsAt  time.Time            `json:"resets_at"`
-	Daily     []tenants.DailyUsage `json:"daily"`
-	History   []monthJSON          `json:"history,omitempty"`
+	Period    tenants.Period `json:"period"`
+	Limit     *int64         `json:"limit"` // null: unlimited
+	Used      int64          `json:"used"`
+	Remaining *int64         `json:"remaining"`
+	// Overage is what was sent over the limit, billed as metered overage.
+	Overage  int64                `json:"overage,omitempty"`
+	ResetsAt time.Time            `json:"resets_at"`
+	Daily    []tenants.DailyUsage `json:"daily"`
+	History  []monthJSON          `json:"history,omitempty"`
 }
 
 type monthJSON struct {
@@ -46,7 +48,7 @@ func handleUsage(quotas tenants.QuotaStore, history UsageHistory, now func() tim
 		}
 		if limit := p.Workspace.MonthlyLimit(); limit != tenants.Unlimited {
 			remaining := max(limit-u.Used, 0)
-			out.Limit, out.Remaining = &limit, &remaining
+			out.Limit, out.Remaining, out.Overage = &limit, &remaining, max(u.Used-limit, 0)
 		}
 		if history != nil {
 			months, err := history.UsageHistory(r.Context(), p.Workspace.ID, 12)

@@ -63,7 +63,8 @@ func mustService(t testing.TB, stripeURL string) *billing.Service {
 	svc := tenants.NewService(db, tenants.Config{Region: "us", PublicURL: "https://us.gw.example"})
 	b, err := billing.New(billing.Config{WebhookSecret: stripetest.WebhookSecret,
 		Plans:    map[tenants.Plan]billing.PlanPrice{tenants.PlanPro: {Price: "price_pro", MeteredPrice: "price_pro_overage"}},
-		Packages: map[int64]string{100_000: "price_100k"}, ReturnURL: "https://us.gw.example"},
+		Packages: map[int64]string{100_000: "price_100k"}, ReturnURL: "https://us.gw.example",
+		Usage: sqlstore.NewQuotaStore(db), Overage: db},
 		billing.NewStripeClient(stripetest.SecretKey, stripeURL, nil, nil), db, svc)
 	if err != nil {
 		t.Fatal(err)

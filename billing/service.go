@@ -31,6 +31,22 @@ type Config struct {
 	Now        func() time.Time
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
+
+	// MeterEvent is the Stripe billing meter's event name that metered
+	// prices bill (default DefaultMeterEvent).
+	MeterEvent string
+	// Usage and Overage, both needed when a plan has a metered price, are
+	// where overage is counted from and where its reports are kept.
+	Usage   UsageSource
+	Overage tenants.OverageStore
+}
+
+// DefaultMeterEvent is the meter event name pushgate reports overage under.
+const DefaultMeterEvent = "pushgate_pushes"
+
+// UsageSource reads a workspace's use of a month (the quota store).
+type UsageSource interface {
+	Usage(ctx context.Context, workspaceID string, p tenants.Period) (tenants.Usage, error)
 }
 
 // Service is billing for one region: Checkout and the portal for its
@@ -41,6 +57,8 @@ type Service struct {
 	store   tenants.BillingStore
 	tenants *tenants.Service
 	events  *prometheus.CounterVec
+
+	overageReported *prometheus.CounterVec
 }
 
 // New returns billing over a Stripe client, the billing store and the
@@ -65,14 +83,28 @@ func New(cfg Config, st Stripe, store tenants.BillingStore, svc *tenants.Service
 		cfg.Packages = map[int64]string{}
 	}
 	cfg.ReturnURL = strings.TrimRight(cfg.ReturnURL, "/")
+	if cfg.MeterEvent == "" {
+		cfg.MeterEvent = DefaultMeterEvent
+	}
+	for plan, pp := range cfg.Plans {
+		if pp.MeteredPrice != "" && (cfg.Usage == nil || cfg.Overage == nil) {
+			return nil, fmt.Errorf("plan %s has a metered price, so billing needs the usage and overage stores", plan)
+		}
+	}
 	s := &Service{cfg: cfg, stripe: st, store: store, tenants: svc,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushgate_billing_webhooks_total",
 			Help: "Stripe webhooks by event type and outcome (applied, unchanged, replayed, no_workspace, ignored, refused, failed).",
-		}, []string{"type", "outcome"})}
+		}, []string{"type", "outcome"}),
+		overageReported: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushgate_billing_overage_reported_total",
+			Help: "Overage pushes reported to Stripe as metered usage, by result (reported, failed).",
+		}, []string{"result"})}
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(s.events); err != nil {
-			return nil, err
+		for _, c := range []prometheus.Collector{s.events, s.overageReported} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return s, nil

@@ -2,6 +2,7 @@ package tenants
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -97,8 +98,74 @@ func (s *Service) PublishWorkspace(ctx context.Context, ws *Workspace) {
 	if s.cfg.Limits == nil {
 		return
 	}
-	if err := s.cfg.Limits.PublishLimit(ctx, ws.ID, ws.MonthlyLimit(), ws.ChangedAt, s.cfg.Now().UTC()); err != nil {
+	if err := s.cfg.Limits.PublishLimit(ctx, ws.ID, s.AdmissionLimit(ws), ws.ChangedAt, s.cfg.Now().UTC()); err != nil {
 		// The database has it; replicas pick it up within a second through WatchChanges.
 		s.cfg.Log.Warn("publishing a new limit to the quota store failed; replicas apply it within a second", "workspace", ws.ID, "err", err)
 	}
+}
+
+// MeteredOverage says whether a workspace's pushes over its included amount
+// are admitted and billed as overage: its plan has a metered price and a
+// live subscription pays for that plan.
+func (s *Service) MeteredOverage(ws *Workspace) bool {
+	b := ws.Billing
+	if !s.cfg.MeteredPlans[ws.Plan] || b.SubscriptionID == "" || b.Plan != ws.Plan || b.GraceEnded {
+		return false
+	}
+	switch b.Status {
+	case "active", "trialing", "past_due":
+		return true
+	}
+	return false
+}
+
+// AdmissionLimit is the limit a workspace's pushes are admitted against:
+// its monthly limit, or Unlimited while overage is billed. It is what the
+// quota store is given and published, so one round trip decides overage too.
+func (s *Service) AdmissionLimit(ws *Workspace) int64 {
+	if s.MeteredOverage(ws) {
+		return Unlimited
+	}
+	return ws.MonthlyLimit()
+}
+
+// OverageBatch is one report of metered overage to Stripe: Quantity pushes
+// of a workspace's Period, numbered from 1 within the period.
+type OverageBatch struct {
+	WorkspaceID string
+	Period      Period
+	Seq         int
+	Quantity    int64
+	CustomerID  string
+	CreatedAt   time.Time
+	// ReportedAt is set once Stripe took the batch.
+	ReportedAt *time.Time
+}
+
+// Identifier names the batch to Stripe, which counts an identifier once.
+func (b OverageBatch) Identifier() string {
+	return "pushgate-" + b.WorkspaceID + "-" + string(b.Period) + "-" + strconv.Itoa(b.Seq)
+}
+
+// OverageStore keeps the overage batches: each is written before it is
+// sent, so a retry after any failure resends the same batch.
+type OverageStore interface {
+	// OverageBatches lists a workspace's batches of period p by Seq.
+	OverageBatches(ctx context.Context, workspaceID string, p Period) ([]OverageBatch, error)
+	// AddOverageBatch records a batch; false when that Seq is already recorded (another replica was first).
+	AddOverageBatch(ctx context.Context, b OverageBatch) (bool, error)
+	// MarkOverageReported records that Stripe took the batch.
+	MarkOverageReported(ctx context.Context, workspaceID string, p Period, seq int, at time.Time) error
+	// SubscribedWorkspaces lists the workspaces that have a Stripe subscription.
+	SubscribedWorkspaces(ctx context.Context) ([]Workspace, error)
+}
+
+// OverageBatches lists a workspace's metered overage reports of period p,
+// for operators; none where the store keeps no overage.
+func (s *Service) OverageBatches(ctx context.Context, workspaceID string, p Period) ([]OverageBatch, error) {
+	o, ok := s.store.(OverageStore)
+	if !ok {
+		return nil, nil
+	}
+	return o.OverageBatches(ctx, workspaceID, p)
 }

@@ -30,6 +30,8 @@ type Config struct {
 	MaxTokenGrace time.Duration
 	// Limits, when set, is told every plan or limit change (the Redis quota store).
 	Limits LimitPublisher
+	// MeteredPlans are the plans whose pushes over the included amount are billed as overage instead of refused.
+	MeteredPlans map[Plan]bool
 	// PasswordCost is the bcrypt cost of operator passwords (default 12; tests lower it).
 	PasswordCost int
 	Now          func() time.Time

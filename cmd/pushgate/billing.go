@@ -23,6 +23,19 @@ type billingSettings struct {
 	packages  map[int64]string
 	grace     time.Duration
 	returnURL string
+	// metered is set when some plan bills its overage.
+	metered bool
+}
+
+// meteredPlans are the plans whose overage is billed instead of refused.
+func (b billingSettings) meteredPlans() map[tenants.Plan]bool {
+	out := map[tenants.Plan]bool{}
+	for plan, pp := range b.plans {
+		if b.on && pp.MeteredPrice != "" {
+			out[plan] = true
+		}
+	}
+	return out
 }
 
 // validateBilling checks the Stripe settings: all of key, webhook secret
@@ -68,6 +81,7 @@ func (c *config) validateBilling(bad func(key, format string, args ...any) error
 		return bad("stripe_prices", "expected at least the price of plan pro, as in pro=price_1Abc, got %q", c.StripePrices)
 	}
 	b.on = true
+	b.metered = len(b.meteredPlans()) > 0
 	return nil
 }
 
@@ -77,7 +91,7 @@ var priceSettings = map[string]string{"plan": "stripe_prices", "metered": "strip
 // openBilling builds billing when it is configured, and checks every
 // configured price with Stripe: one Stripe does not have stops serve naming
 // its setting; Stripe being unreachable is only a warning.
-func openBilling(ctx context.Context, cfg config, db *sqlstore.DB, svc *tenants.Service, log *slog.Logger, reg prometheus.Registerer) (*billing.Service, error) {
+func openBilling(ctx context.Context, cfg config, db *sqlstore.DB, svc *tenants.Service, usage billing.UsageSource, log *slog.Logger, reg prometheus.Registerer) (*billing.Service, error) {
 	if !cfg.billing.on {
 		return nil, nil
 	}
@@ -85,6 +99,7 @@ func openBilling(ctx context.Context, cfg config, db *sqlstore.DB, svc *tenants.
 	b, err := billing.New(billing.Config{
 		WebhookSecret: cfg.StripeWebhook, Plans: cfg.billing.plans, Packages: cfg.billing.packages,
 		Grace: cfg.billing.grace, ReturnURL: cfg.billing.returnURL, Log: blog, Registerer: reg,
+		MeterEvent: cfg.StripeMeterEvent, Usage: usage, Overage: db,
 	}, billing.NewStripeClient(cfg.StripeSecretKey, cfg.StripeAPIURL, nil, blog), db, svc)
 	if err != nil {
 		return nil, err

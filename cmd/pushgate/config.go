@@ -24,38 +24,39 @@ import (
 
 // config is everything `serve` and the other commands read at start.
 type config struct {
-	Listen          string `yaml:"listen"`
-	Region          string `yaml:"region"`
-	PublicURL       string `yaml:"public_url"`
-	RegionURLs      string `yaml:"region_urls"`
-	DatabaseURL     string `yaml:"database_url"`
-	RedisURL        string `yaml:"redis_url"`
-	AppsFile        string `yaml:"apps_file"`
-	StripeSecretKey string `yaml:"stripe_secret_key"`
-	StripeWebhook   string `yaml:"stripe_webhook_secret"`
-	StripeAPIURL    string `yaml:"stripe_api_url"`
-	StripePrices    string `yaml:"stripe_prices"`
-	StripeMetered   string `yaml:"stripe_metered_prices"`
-	StripePackages  string `yaml:"stripe_packages"`
-	BillingGrace    string `yaml:"billing_grace"`
-	BillingReturn   string `yaml:"billing_return_url"`
-	LogFormat       string `yaml:"log_format"`
-	LogLevel        string `yaml:"log_level"`
-	ShutdownTimeout string `yaml:"shutdown_timeout"`
-	DataDir         string `yaml:"data_dir"`
-	SandboxListen   string `yaml:"sandbox_listen"`
-	Registration    string `yaml:"registration"`
-	RegistrationsPH string `yaml:"registrations_per_hour"`
-	TrustProxy      string `yaml:"trust_proxy"`
-	TermsVersion    string `yaml:"terms_version"`
-	TermsURL        string `yaml:"terms_url"`
-	TermsPublished  string `yaml:"terms_published_at"`
-	TermsGrace      string `yaml:"terms_grace"`
-	AuthCacheTTL    string `yaml:"auth_cache_ttl"`
-	QuotaPolicy     string `yaml:"quota_redis_policy"`
-	UpgradeURL      string `yaml:"upgrade_url"`
-	RateLimits      string `yaml:"rate_limits"`
-	PprofListen     string `yaml:"pprof_listen"`
+	Listen           string `yaml:"listen"`
+	Region           string `yaml:"region"`
+	PublicURL        string `yaml:"public_url"`
+	RegionURLs       string `yaml:"region_urls"`
+	DatabaseURL      string `yaml:"database_url"`
+	RedisURL         string `yaml:"redis_url"`
+	AppsFile         string `yaml:"apps_file"`
+	StripeSecretKey  string `yaml:"stripe_secret_key"`
+	StripeWebhook    string `yaml:"stripe_webhook_secret"`
+	StripeAPIURL     string `yaml:"stripe_api_url"`
+	StripePrices     string `yaml:"stripe_prices"`
+	StripeMetered    string `yaml:"stripe_metered_prices"`
+	StripeMeterEvent string `yaml:"stripe_meter_event"`
+	StripePackages   string `yaml:"stripe_packages"`
+	BillingGrace     string `yaml:"billing_grace"`
+	BillingReturn    string `yaml:"billing_return_url"`
+	LogFormat        string `yaml:"log_format"`
+	LogLevel         string `yaml:"log_level"`
+	ShutdownTimeout  string `yaml:"shutdown_timeout"`
+	DataDir          string `yaml:"data_dir"`
+	SandboxListen    string `yaml:"sandbox_listen"`
+	Registration     string `yaml:"registration"`
+	RegistrationsPH  string `yaml:"registrations_per_hour"`
+	TrustProxy       string `yaml:"trust_proxy"`
+	TermsVersion     string `yaml:"terms_version"`
+	TermsURL         string `yaml:"terms_url"`
+	TermsPublished   string `yaml:"terms_published_at"`
+	TermsGrace       string `yaml:"terms_grace"`
+	AuthCacheTTL     string `yaml:"auth_cache_ttl"`
+	QuotaPolicy      string `yaml:"quota_redis_policy"`
+	UpgradeURL       string `yaml:"upgrade_url"`
+	RateLimits       string `yaml:"rate_limits"`
+	PprofListen      string `yaml:"pprof_listen"`
 
 	// Derived by validate.
 	publicURLDerived bool // public_url was not set: it follows the listen address
@@ -94,6 +95,7 @@ func settings() []setting {
 		{"stripe_api_url", "PUSHGATE_STRIPE_API_URL", "", "Stripe API URL override (stripe-mock)", func(c *config) *string { return &c.StripeAPIURL }},
 		{"stripe_prices", "PUSHGATE_STRIPE_PRICES", "", "the Stripe price of each paid plan, pro=price_…[,enterprise=price_…]", func(c *config) *string { return &c.StripePrices }},
 		{"stripe_metered_prices", "PUSHGATE_STRIPE_METERED_PRICES", "", "optional metered overage price per plan, pro=price_…", func(c *config) *string { return &c.StripeMetered }},
+		{"stripe_meter_event", "PUSHGATE_STRIPE_METER_EVENT", "", "the event name of the Stripe billing meter that the metered prices bill (default pushgate_pushes)", func(c *config) *string { return &c.StripeMeterEvent }},
 		{"stripe_packages", "PUSHGATE_STRIPE_PACKAGES", "", "push packages on sale and their one-time prices, 100000=price_…,…", func(c *config) *string { return &c.StripePackages }},
 		{"billing_grace", "PUSHGATE_BILLING_GRACE", "", "how long a workspace keeps its plan after a failed payment", func(c *config) *string { return &c.BillingGrace }},
 		{"billing_return_url", "PUSHGATE_BILLING_RETURN_URL", "", "where Checkout and the customer portal send customers back (default PUBLIC_URL)", func(c *config) *string { return &c.BillingReturn }},

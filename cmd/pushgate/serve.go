@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pushgate/pushgate/api"
+	"github.com/pushgate/pushgate/billing"
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/redisquota"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
@@ -98,11 +99,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 
-	bill, err := openBilling(ctx, cfg, db, svc, log, reg)
-	if err != nil {
-		return err
-	}
-
 	// Background jobs stop before the clients they use are closed.
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
 	defer stopJobs()
@@ -112,6 +108,12 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var quotas tenants.QuotaStore = sqlstore.NewQuotaStore(db)
 	if rq != nil {
 		quotas = rq
+	}
+	bill, err := openBilling(ctx, cfg, db, svc, quotas, log, reg)
+	if err != nil {
+		return err
+	}
+	if rq != nil {
 		jobs.Add(2)
 		go func() { defer jobs.Done(); rq.Run(jobsCtx) }()
 		go func() { defer jobs.Done(); rollupUsage(jobsCtx, svc, rq, db, log) }()
@@ -123,6 +125,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if bill != nil {
 		jobs.Add(1)
 		go func() { defer jobs.Done(); bill.RunGraceExpiry(jobsCtx, time.Minute) }()
+		if cfg.billing.metered {
+			jobs.Add(1)
+			go func() { defer jobs.Done(); bill.RunOverageReports(jobsCtx, billing.OverageInterval) }()
+		}
 	}
 
 	cleanup.add(func() { stopJobs(); jobs.Wait() })

@@ -43,6 +43,7 @@ func openTenancy(ctx context.Context, cfg config, log *slog.Logger, migrate bool
 		TermsGrace:   cfg.termsGrace,
 		AuthCacheTTL: cfg.authCacheTTL,
 		Limits:       limits,
+		MeteredPlans: cfg.billing.meteredPlans(),
 		Log:          log,
 	})
 	if err := svc.PublishConfiguredTerms(ctx); err != nil {

@@ -240,8 +240,30 @@ func wsShow(ctx context.Context, args []string, getenv func(string) string, stdo
 	fmt.Fprintf(stdout, "%s  %s\n  contact   %s\n  region    %s\n  plan      %s (%s)\n  status    %s\n  privacy   %s\n  server_id %s\n  terms     %s (accepted %q, current %q)\n  created   %s\n",
 		ws.ID, ws.Name, ws.ContactEmail, ws.Region, ws.Plan, limit, ws.Status, ws.Privacy, orNone(ws.ServerID),
 		st.Status, st.Accepted, st.Current.Version, ws.CreatedAt.Format(time.RFC3339))
+	period := tenants.PeriodOf(time.Now())
+	batches, err := svc.OverageBatches(ctx, ws.ID, period)
+	if err != nil {
+		return err
+	}
 	printBilling(stdout, ws)
+	printOverage(stdout, period, batches)
 	return nil
+}
+
+// printOverage adds this month's metered overage reports to `workspace show`.
+func printOverage(w io.Writer, p tenants.Period, batches []tenants.OverageBatch) {
+	if len(batches) == 0 {
+		return
+	}
+	var reported, pending int64
+	for _, b := range batches {
+		if b.ReportedAt != nil {
+			reported += b.Quantity
+		} else {
+			pending += b.Quantity
+		}
+	}
+	fmt.Fprintf(w, "  overage   %s: %d pushes reported to Stripe in %d batches, %d waiting to be sent\n", p, reported, len(batches), pending)
 }
 
 // printBilling adds a workspace's Stripe subscription, grace and packages to `workspace show`.
