@@ -589,7 +589,7 @@ func TestMonitoring(t *testing.T) {
 	}
 	t.Run("the issue's alerts are there", func(t *testing.T) {
 		for _, a := range []string{
-			"PushgatePushErrorRatioHigh", "PushgateProviderErrors", "PushgateProviderCredentialsRejected",
+			"PushgatePushErrorRatioHigh", "PushgateProviderErrors", "PushgateProviderCredentialsRejected", "PushgateCertificateExpiresSoon",
 			"PushgateQuotaStoreErrors", "PushgateQuotaFailOpen", "PushgateQuotaReconcileBacklog",
 			"PushgateNotReady", "PushgateDown",
 		} {
