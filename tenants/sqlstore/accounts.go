@@ -1,0 +1,141 @@
+package sqlstore
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/pushgate/pushgate/tenants"
+)
+
+var _ tenants.AccountStore = (*DB)(nil)
+
+type ownerAccountRow struct {
+	ID           int64     `gorm:"column:id;primaryKey"`
+	WorkspaceID  string    `gorm:"column:workspace_id"`
+	Email        string    `gorm:"column:email"`
+	PasswordHash string    `gorm:"column:password_hash"`
+	CreatedAt    time.Time `gorm:"column:created_at"`
+}
+
+func (ownerAccountRow) TableName() string { return "owner_accounts" }
+
+type sessionRow struct {
+	IDHash      string    `gorm:"column:id_hash;primaryKey"`
+	Kind        string    `gorm:"column:kind"`
+	AccountID   int64     `gorm:"column:account_id"`
+	WorkspaceID string    `gorm:"column:workspace_id"`
+	Email       string    `gorm:"column:email"`
+	CSRF        string    `gorm:"column:csrf"`
+	CreatedAt   time.Time `gorm:"column:created_at"`
+	ExpiresAt   time.Time `gorm:"column:expires_at"`
+}
+
+func (sessionRow) TableName() string { return "web_sessions" }
+
+type signInFailureRow struct {
+	ID       int64     `gorm:"column:id;primaryKey"`
+	Subject  string    `gorm:"column:subject"`
+	FailedAt time.Time `gorm:"column:failed_at"`
+}
+
+func (signInFailureRow) TableName() string { return "signin_failures" }
+
+// CreateOwnerAccount writes a, filling its ID and lower-casing its email.
+func (db *DB) CreateOwnerAccount(ctx context.Context, a *tenants.OwnerAccount) error {
+	a.Email = normalEmail(a.Email)
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = db.gorm.NowFunc()
+	}
+	a.CreatedAt = dbTime(a.CreatedAt)
+	row := ownerAccountRow{WorkspaceID: a.WorkspaceID, Email: a.Email, PasswordHash: a.PasswordHash, CreatedAt: a.CreatedAt}
+	if err := db.gorm.WithContext(ctx).Create(&row).Error; err != nil {
+		switch {
+		case db.isDuplicate(err):
+			return &tenants.Error{Code: tenants.CodeConflict, Field: "email", Message: "an account with this email already exists: sign in instead"}
+		case db.isMissingReference(err):
+			return tenants.Errorf(tenants.CodeNotFound, "no workspace %s", a.WorkspaceID)
+		}
+		return tenants.Internal(err, "creating an owner account")
+	}
+	a.ID = row.ID
+	return nil
+}
+
+// OwnerAccountByEmail returns the owner account with email, ignoring case.
+func (db *DB) OwnerAccountByEmail(ctx context.Context, email string) (*tenants.OwnerAccount, error) {
+	var row ownerAccountRow
+	res := db.gorm.WithContext(ctx).Where("email = ?", normalEmail(email)).Limit(1).Find(&row)
+	if res.Error != nil {
+		return nil, tenants.Internal(res.Error, "reading an owner account")
+	}
+	if res.RowsAffected == 0 {
+		return nil, tenants.Errorf(tenants.CodeNotFound, "no account with this email")
+	}
+	return &tenants.OwnerAccount{ID: row.ID, WorkspaceID: row.WorkspaceID, Email: row.Email,
+		PasswordHash: row.PasswordHash, CreatedAt: row.CreatedAt.UTC()}, nil
+}
+
+// CreateSession writes s and drops every session that had expired by its creation.
+func (db *DB) CreateSession(ctx context.Context, s tenants.Session) error {
+	row := sessionRow{IDHash: s.IDHash, Kind: string(s.Kind), AccountID: s.AccountID, WorkspaceID: s.WorkspaceID,
+		Email: s.Email, CSRF: s.CSRF, CreatedAt: dbTime(s.CreatedAt), ExpiresAt: dbTime(s.ExpiresAt)}
+	return db.transaction(ctx, "creating a session", func(tx *gorm.DB) error {
+		if err := tx.Where("expires_at <= ?", row.CreatedAt).Delete(&sessionRow{}).Error; err != nil {
+			return err
+		}
+		return tx.Create(&row).Error
+	})
+}
+
+// Session returns the session with idHash that is live at now.
+func (db *DB) Session(ctx context.Context, idHash string, now time.Time) (*tenants.Session, error) {
+	var row sessionRow
+	res := db.gorm.WithContext(ctx).Where("id_hash = ? AND expires_at > ?", idHash, dbTime(now)).Limit(1).Find(&row)
+	if res.Error != nil {
+		return nil, tenants.Internal(res.Error, "reading a session")
+	}
+	if res.RowsAffected == 0 {
+		return nil, tenants.Errorf(tenants.CodeNotFound, "no such session, or it expired")
+	}
+	return &tenants.Session{IDHash: row.IDHash, Kind: tenants.SessionKind(row.Kind), AccountID: row.AccountID,
+		WorkspaceID: row.WorkspaceID, Email: row.Email, CSRF: row.CSRF,
+		CreatedAt: row.CreatedAt.UTC(), ExpiresAt: row.ExpiresAt.UTC()}, nil
+}
+
+// DeleteSession ends a session; an unknown one is not an error.
+func (db *DB) DeleteSession(ctx context.Context, idHash string) error {
+	if err := db.gorm.WithContext(ctx).Where("id_hash = ?", idHash).Delete(&sessionRow{}).Error; err != nil {
+		return tenants.Internal(err, "deleting a session")
+	}
+	return nil
+}
+
+// RecordSignInFailure appends one failure of subject and forgets its failures before since.
+func (db *DB) RecordSignInFailure(ctx context.Context, subject string, at, since time.Time) error {
+	return db.transaction(ctx, "recording a failed sign-in", func(tx *gorm.DB) error {
+		if err := tx.Where("subject = ? AND failed_at < ?", subject, dbTime(since)).Delete(&signInFailureRow{}).Error; err != nil {
+			return err
+		}
+		return tx.Create(&signInFailureRow{Subject: subject, FailedAt: dbTime(at)}).Error
+	})
+}
+
+// SignInFailures counts subject's failures at or after since.
+func (db *DB) SignInFailures(ctx context.Context, subject string, since time.Time) (int, error) {
+	var n int64
+	if err := db.gorm.WithContext(ctx).Model(&signInFailureRow{}).
+		Where("subject = ? AND failed_at >= ?", subject, dbTime(since)).Count(&n).Error; err != nil {
+		return 0, tenants.Internal(err, "counting failed sign-ins")
+	}
+	return int(n), nil
+}
+
+// ClearSignInFailures forgets subject's failures after a successful sign-in.
+func (db *DB) ClearSignInFailures(ctx context.Context, subject string) error {
+	if err := db.gorm.WithContext(ctx).Where("subject = ?", subject).Delete(&signInFailureRow{}).Error; err != nil {
+		return tenants.Internal(err, "clearing failed sign-ins")
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package sqlstore_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushgate/pushgate/tenants"
+	"github.com/pushgate/pushgate/tenants/sqlstore"
+)
+
+func TestOwnerAccounts(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		ws := mustCreate(t, db, "ws_aaaaaaaaaaaaaaaaaaaa", "pgw_us_accounts", base)
+
+		t.Run("an account is found by its email in any case", func(t *testing.T) {
+			a := &tenants.OwnerAccount{WorkspaceID: ws.ID, Email: " Owner@Example.com", PasswordHash: "h", CreatedAt: base.In(cest)}
+			if err := db.CreateOwnerAccount(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.OwnerAccountByEmail(ctx, "OWNER@example.COM")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ID != a.ID || got.WorkspaceID != ws.ID || got.Email != "owner@example.com" || !got.CreatedAt.Equal(base) {
+				t.Fatalf("got %+v, want %+v", got, a)
+			}
+		})
+		t.Run("a taken email is a conflict naming the field", func(t *testing.T) {
+			err := db.CreateOwnerAccount(ctx, &tenants.OwnerAccount{WorkspaceID: ws.ID, Email: "owner@example.com", PasswordHash: "h"})
+			if e := tenants.AsError(err); e.Code != tenants.CodeConflict || e.Field != "email" {
+				t.Fatalf("got %v, want a conflict on email", err)
+			}
+		})
+		t.Run("an unknown email is not found", func(t *testing.T) {
+			if _, err := db.OwnerAccountByEmail(ctx, "nobody@example.com"); tenants.ErrorCode(err) != tenants.CodeNotFound {
+				t.Fatalf("got %v, want not found", err)
+			}
+		})
+		t.Run("an account of a missing workspace is refused", func(t *testing.T) {
+			err := db.CreateOwnerAccount(ctx, &tenants.OwnerAccount{WorkspaceID: "ws_bbbbbbbbbbbbbbbbbbbb", Email: "x@example.com", PasswordHash: "h"})
+			if tenants.ErrorCode(err) != tenants.CodeNotFound {
+				t.Fatalf("got %v, want not found", err)
+			}
+		})
+	})
+}
+
+func TestSessions(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		s := tenants.Session{IDHash: "h1", Kind: tenants.SessionOwner, AccountID: 7, WorkspaceID: "ws_x", Email: "a@example.com",
+			CSRF: "c", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}
+		if err := db.CreateSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		t.Run("a live session is found with everything it holds", func(t *testing.T) {
+			got, err := db.Session(ctx, "h1", base.Add(time.Hour-time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Kind != s.Kind || got.AccountID != 7 || got.WorkspaceID != "ws_x" || got.CSRF != "c" || !got.ExpiresAt.Equal(s.ExpiresAt) {
+				t.Fatalf("got %+v, want %+v", got, s)
+			}
+		})
+		t.Run("an expired session is not found", func(t *testing.T) {
+			if _, err := db.Session(ctx, "h1", base.Add(time.Hour)); tenants.ErrorCode(err) != tenants.CodeNotFound {
+				t.Fatalf("got %v, want not found", err)
+			}
+		})
+		t.Run("a new session purges expired ones", func(t *testing.T) {
+			later := tenants.Session{IDHash: "h2", Kind: tenants.SessionOperator, AccountID: 1, Email: "op@example.com",
+				CSRF: "d", CreatedAt: base.Add(2 * time.Hour), ExpiresAt: base.Add(3 * time.Hour)}
+			if err := db.CreateSession(ctx, later); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Session(ctx, "h1", base); tenants.ErrorCode(err) != tenants.CodeNotFound {
+				t.Fatalf("got %v, want the expired session gone", err)
+			}
+		})
+		t.Run("a deleted session is not found", func(t *testing.T) {
+			if err := db.DeleteSession(ctx, "h2"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Session(ctx, "h2", base.Add(2*time.Hour)); tenants.ErrorCode(err) != tenants.CodeNotFound {
+				t.Fatalf("got %v, want not found", err)
+			}
+		})
+	})
+}
+
+func TestSignInFailuresAreCountedExactlyUnderConcurrency(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		const n = 40
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- db.RecordSignInFailure(ctx, "addr:192.0.2.1", base.Add(time.Duration(i)*time.Second), base.Add(-time.Hour))
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustFailures := func(subject string, since time.Time, want int) {
+			t.Helper()
+			got, err := db.SignInFailures(ctx, subject, since)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("%s since %s: %d failures, want %d", subject, since, got, want)
+			}
+		}
+		mustFailures("addr:192.0.2.1", base, n)
+		mustFailures("addr:192.0.2.1", base.Add(30*time.Second), n-30)
+		mustFailures("email:someone@example.com", base, 0)
+		if err := db.RecordSignInFailure(ctx, "addr:192.0.2.1", base.Add(2*time.Hour), base.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		mustFailures("addr:192.0.2.1", base, 1) // the old ones were forgotten
+		if err := db.ClearSignInFailures(ctx, "addr:192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+		mustFailures("addr:192.0.2.1", base, 0)
+	})
+}

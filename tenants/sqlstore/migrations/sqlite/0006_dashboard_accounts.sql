@@ -1,0 +1,29 @@
+-- Dashboard accounts of workspace owners, browser sessions (stored by the
+-- hash of their id) and failed sign-ins, counted per address and per account.
+CREATE TABLE owner_accounts (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    email         TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_at    DATETIME NOT NULL
+);
+CREATE INDEX owner_accounts_workspace ON owner_accounts (workspace_id);
+
+CREATE TABLE web_sessions (
+    id_hash      TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    account_id   INTEGER NOT NULL,
+    workspace_id TEXT NOT NULL DEFAULT '',
+    email        TEXT NOT NULL,
+    csrf         TEXT NOT NULL,
+    created_at   DATETIME NOT NULL,
+    expires_at   DATETIME NOT NULL
+);
+CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
+
+CREATE TABLE signin_failures (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject   TEXT NOT NULL,
+    failed_at DATETIME NOT NULL
+);
+CREATE INDEX signin_failures_key ON signin_failures (subject, failed_at);
