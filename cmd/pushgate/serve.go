@@ -23,6 +23,7 @@ import (
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/redisquota"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/web"
 )
 
 // closers runs cleanup functions in reverse order of registration, so
@@ -137,6 +138,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	dash, err := web.New(web.Deps{Tenants: svc, Accounts: db, Quotas: quotas, History: db,
+		Region: cfg.Region, PublicURL: cfg.PublicURL, RegistrationOpen: cfg.registrationOpen, Log: log.With("component", "dashboard")})
+	if err != nil {
+		return err
+	}
 	handler := api.NewHandler(api.Deps{
 		Log:      log,
 		Registry: reg,
@@ -156,6 +162,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		UpgradeURL: cfg.upgradeURL,
 		RateLimits: cfg.rateLimits,
 		Billing:    bill,
+		Dashboard:  dash,
 	})
 	if cfg.PprofListen != "" {
 		stopPprof, err := servePprof(cfg.PprofListen, log)
