@@ -53,11 +53,13 @@ type AccountStore interface {
 	// Session returns the live session with this id hash at now; an unknown or expired one is CodeNotFound.
 	Session(ctx context.Context, idHash string, now time.Time) (*Session, error)
 	DeleteSession(ctx context.Context, idHash string) error
-	// RecordSignInFailure counts one failed sign-in under key and forgets that key's failures before since.
-	RecordSignInFailure(ctx context.Context, key string, at, since time.Time) error
-	// SignInFailures counts key's failures at or after since.
-	SignInFailures(ctx context.Context, key string, since time.Time) (int, error)
-	ClearSignInFailures(ctx context.Context, key string) error
+	// AddSignInAttempt counts one attempt of subject and returns the attempts
+	// in its window, this one included; a window starts at the first attempt
+	// after the last one ended.
+	AddSignInAttempt(ctx context.Context, subject string, at time.Time, window time.Duration) (int, error)
+	// ForgetSignInAttempt takes back one attempt that succeeded.
+	ForgetSignInAttempt(ctx context.Context, subject string) error
+	ClearSignInAttempts(ctx context.Context, subject string) error
 }
 
 // MaxPasswordBytes is bcrypt's limit; longer passwords would be cut silently.

@@ -127,39 +127,35 @@ func (dash *Dashboard) SignIn() http.Handler {
 			dash.fail(w, r, "signin", v, tenants.FieldError("password", "enter your password"))
 			return
 		}
+		// Attempts are counted before the password is checked, so that
+		// concurrent guesses cannot all pass the limit.
 		now := dash.d.Now().UTC()
-		since := now.Add(-failureWindow)
 		byAddr, byAccount := "addr:"+clientIP(r), "email:"+email
 		for _, lim := range []struct {
 			subject string
 			max     int
 		}{{byAddr, maxAddressFailures}, {byAccount, maxAccountFailures}} {
-			n, err := dash.d.Accounts.SignInFailures(ctx, lim.subject, since)
+			n, err := dash.d.Accounts.AddSignInAttempt(ctx, lim.subject, now, failureWindow)
 			if err != nil {
 				dash.fail(w, r, "signin", v, err)
 				return
 			}
-			if n >= lim.max {
+			if n > lim.max {
 				dash.fail(w, r, "signin", v, &tenants.Error{Code: tenants.CodeRateLimited,
-					Message: fmt.Sprintf("Too many failed sign-ins. Wait %d minutes and try again.", int(failureWindow/time.Minute))})
+					Message: fmt.Sprintf("Too many failed sign-ins. Wait up to %d minutes and try again.", int(failureWindow/time.Minute))})
 				return
 			}
 		}
 		s, err := dash.checkPassword(r, email, password)
 		if err != nil {
-			if tenants.ErrorCode(err) == tenants.CodeUnauthorized {
-				for _, subject := range []string{byAddr, byAccount} {
-					if err := dash.d.Accounts.RecordSignInFailure(ctx, subject, now, since); err != nil {
-						dash.fail(w, r, "signin", v, err)
-						return
-					}
-				}
-			}
 			dash.fail(w, r, "signin", v, err)
 			return
 		}
-		if err := dash.d.Accounts.ClearSignInFailures(ctx, byAccount); err != nil {
-			dash.d.Log.Warn("clearing failed sign-ins", "err", err)
+		if err := dash.d.Accounts.ClearSignInAttempts(ctx, byAccount); err != nil {
+			dash.d.Log.Warn("clearing sign-in attempts", "err", err)
+		}
+		if err := dash.d.Accounts.ForgetSignInAttempt(ctx, byAddr); err != nil {
+			dash.d.Log.Warn("taking back a sign-in attempt", "err", err)
 		}
 		if _, err := dash.startSession(w, r, *s); err != nil {
 			dash.fail(w, r, "", view{}, err)

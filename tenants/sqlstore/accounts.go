@@ -34,14 +34,6 @@ type sessionRow struct {
 
 func (sessionRow) TableName() string { return "web_sessions" }
 
-type signInFailureRow struct {
-	ID       int64     `gorm:"column:id;primaryKey"`
-	Subject  string    `gorm:"column:subject"`
-	FailedAt time.Time `gorm:"column:failed_at"`
-}
-
-func (signInFailureRow) TableName() string { return "signin_failures" }
-
 // CreateOwnerAccount writes a, filling its ID and lower-casing its email.
 func (db *DB) CreateOwnerAccount(ctx context.Context, a *tenants.OwnerAccount) error {
 	a.Email = normalEmail(a.Email)
@@ -112,30 +104,36 @@ func (db *DB) DeleteSession(ctx context.Context, idHash string) error {
 	return nil
 }
 
-// RecordSignInFailure appends one failure of subject and forgets its failures before since.
-func (db *DB) RecordSignInFailure(ctx context.Context, subject string, at, since time.Time) error {
-	return db.transaction(ctx, "recording a failed sign-in", func(tx *gorm.DB) error {
-		if err := tx.Where("subject = ? AND failed_at < ?", subject, dbTime(since)).Delete(&signInFailureRow{}).Error; err != nil {
-			return err
-		}
-		return tx.Create(&signInFailureRow{Subject: subject, FailedAt: dbTime(at)}).Error
-	})
-}
-
-// SignInFailures counts subject's failures at or after since.
-func (db *DB) SignInFailures(ctx context.Context, subject string, since time.Time) (int, error) {
-	var n int64
-	if err := db.gorm.WithContext(ctx).Model(&signInFailureRow{}).
-		Where("subject = ? AND failed_at >= ?", subject, dbTime(since)).Count(&n).Error; err != nil {
-		return 0, tenants.Internal(err, "counting failed sign-ins")
+// AddSignInAttempt counts one attempt in one statement, so concurrent
+// attempts each see a distinct count.
+func (db *DB) AddSignInAttempt(ctx context.Context, subject string, at time.Time, window time.Duration) (int, error) {
+	at = dbTime(at)
+	expired := at.Add(-window)
+	var n int
+	err := db.gorm.WithContext(ctx).Raw(`INSERT INTO signin_attempts (subject, window_start, attempts) VALUES (?, ?, 1)
+		ON CONFLICT (subject) DO UPDATE SET
+			attempts = CASE WHEN signin_attempts.window_start <= ? THEN 1 ELSE signin_attempts.attempts + 1 END,
+			window_start = CASE WHEN signin_attempts.window_start <= ? THEN excluded.window_start ELSE signin_attempts.window_start END
+		RETURNING attempts`, subject, at, expired, expired).Scan(&n).Error
+	if err != nil {
+		return 0, tenants.Internal(err, "counting a sign-in attempt")
 	}
-	return int(n), nil
+	return n, nil
 }
 
-// ClearSignInFailures forgets subject's failures after a successful sign-in.
-func (db *DB) ClearSignInFailures(ctx context.Context, subject string) error {
-	if err := db.gorm.WithContext(ctx).Where("subject = ?", subject).Delete(&signInFailureRow{}).Error; err != nil {
-		return tenants.Internal(err, "clearing failed sign-ins")
+// ForgetSignInAttempt takes back one attempt of subject.
+func (db *DB) ForgetSignInAttempt(ctx context.Context, subject string) error {
+	err := db.gorm.WithContext(ctx).Exec("UPDATE signin_attempts SET attempts = attempts - 1 WHERE subject = ? AND attempts > 0", subject).Error
+	if err != nil {
+		return tenants.Internal(err, "taking back a sign-in attempt")
+	}
+	return nil
+}
+
+// ClearSignInAttempts forgets every attempt of subject.
+func (db *DB) ClearSignInAttempts(ctx context.Context, subject string) error {
+	if err := db.gorm.WithContext(ctx).Exec("DELETE FROM signin_attempts WHERE subject = ?", subject).Error; err != nil {
+		return tenants.Internal(err, "clearing sign-in attempts")
 	}
 	return nil
 }

@@ -91,46 +91,55 @@ func TestSessions(t *testing.T) {
 	})
 }
 
-func TestSignInFailuresAreCountedExactlyUnderConcurrency(t *testing.T) {
+func TestSignInAttemptsAreCountedExactlyUnderConcurrency(t *testing.T) {
 	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
-		const n = 40
+		const n = 50
 		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := range n {
+		counts := make(chan int, n)
+		for range n {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs <- db.RecordSignInFailure(ctx, "addr:192.0.2.1", base.Add(time.Duration(i)*time.Second), base.Add(-time.Hour))
+				c, err := db.AddSignInAttempt(ctx, "addr:192.0.2.1", base, 15*time.Minute)
+				if err != nil {
+					t.Error(err)
+				}
+				counts <- c
 			}()
 		}
 		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
+		close(counts)
+		seen := map[int]bool{}
+		for c := range counts {
+			if seen[c] {
+				t.Fatalf("two attempts both saw count %d", c)
 			}
+			seen[c] = true
 		}
-		mustFailures := func(subject string, since time.Time, want int) {
+		if len(seen) != n || !seen[1] || !seen[n] {
+			t.Fatalf("counts %v, want 1 to %d once each", seen, n)
+		}
+		mustAdd := func(subject string, at time.Time, want int) {
 			t.Helper()
-			got, err := db.SignInFailures(ctx, subject, since)
+			got, err := db.AddSignInAttempt(ctx, subject, at, 15*time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got != want {
-				t.Fatalf("%s since %s: %d failures, want %d", subject, since, got, want)
+				t.Fatalf("%s at %s: %d attempts, want %d", subject, at, got, want)
 			}
 		}
-		mustFailures("addr:192.0.2.1", base, n)
-		mustFailures("addr:192.0.2.1", base.Add(30*time.Second), n-30)
-		mustFailures("email:someone@example.com", base, 0)
-		if err := db.RecordSignInFailure(ctx, "addr:192.0.2.1", base.Add(2*time.Hour), base.Add(time.Hour)); err != nil {
+		mustAdd("addr:192.0.2.1", base.Add(14*time.Minute), n+1)
+		mustAdd("email:someone@example.com", base, 1)
+		mustAdd("addr:192.0.2.1", base.Add(15*time.Minute), 1) // a new window
+		if err := db.ForgetSignInAttempt(ctx, "addr:192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
-		mustFailures("addr:192.0.2.1", base, 1) // the old ones were forgotten
-		if err := db.ClearSignInFailures(ctx, "addr:192.0.2.1"); err != nil {
+		mustAdd("addr:192.0.2.1", base.Add(16*time.Minute), 1)
+		if err := db.ClearSignInAttempts(ctx, "email:someone@example.com"); err != nil {
 			t.Fatal(err)
 		}
-		mustFailures("addr:192.0.2.1", base, 0)
+		mustAdd("email:someone@example.com", base.Add(time.Minute), 1)
 	})
 }

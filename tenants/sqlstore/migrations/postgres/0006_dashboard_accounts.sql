@@ -1,5 +1,5 @@
 -- Dashboard accounts of workspace owners, browser sessions (stored by the
--- hash of their id) and failed sign-ins, counted per address and per account.
+-- hash of their id) and sign-in attempts, counted per address and per account.
 CREATE TABLE owner_accounts (
     id            BIGSERIAL PRIMARY KEY,
     workspace_id  TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
@@ -21,9 +21,11 @@ CREATE TABLE web_sessions (
 );
 CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
 
-CREATE TABLE signin_failures (
-    id        BIGSERIAL PRIMARY KEY,
-    subject   TEXT NOT NULL,
-    failed_at TIMESTAMPTZ NOT NULL
+-- A fixed window of sign-in attempts per subject (an address or an
+-- account), counted up before the password is checked, so that concurrent
+-- attempts cannot all pass the limit.
+CREATE TABLE signin_attempts (
+    subject      TEXT PRIMARY KEY,
+    window_start TIMESTAMPTZ NOT NULL,
+    attempts     INTEGER NOT NULL
 );
-CREATE INDEX signin_failures_key ON signin_failures (subject, failed_at);
