@@ -120,16 +120,8 @@ func (s *Service) OverageReported(ctx context.Context, workspaceID string, p ten
 
 // RunOverageReports calls ReportOverage every interval until ctx ends.
 func (s *Service) RunOverageReports(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.ReportOverage(ctx); err != nil && ctx.Err() == nil {
-				s.cfg.Log.Warn("reporting metered overage to Stripe failed; will retry with the same batches", "err", err)
-			}
-		}
-	}
+	s.repeat(ctx, every, "reporting metered overage to Stripe failed; will retry with the same batches", func(ctx context.Context) error {
+		_, err := s.ReportOverage(ctx)
+		return err
+	})
 }
