@@ -80,20 +80,20 @@ type local struct {
 	// active is set while used is not empty, so that the hot path skips the lock.
 	active atomic.Bool
 	// open holds each workspace's writes not yet sent to Redis.
-	open map[string]*batch
+	open map[string]*outageBatch
 	// sealed holds batches handed to Redis without a confirmed answer; they
 	// are resent with the same id until Redis confirms.
-	sealed []*batch
+	sealed []*outageBatch
 	marks  int
 }
 
 func (l *local) init() {
 	l.used = make(map[wsPeriod]int64)
-	l.open = make(map[string]*batch)
+	l.open = make(map[string]*outageBatch)
 }
 
-// batch is one workspace's writes for one reconcile call.
-type batch struct {
+// outageBatch is one workspace's writes for one reconcile call.
+type outageBatch struct {
 	id     string
 	ws     string
 	counts map[tenants.Period]map[string]int64
@@ -107,7 +107,7 @@ type mark struct {
 	undelivered bool
 }
 
-func (b *batch) add(p tenants.Period, field string, at time.Time) {
+func (b *outageBatch) add(p tenants.Period, field string, at time.Time) {
 	if b.counts == nil {
 		b.counts = make(map[tenants.Period]map[string]int64)
 		b.refs = make(map[tenants.Period]time.Time)
@@ -121,10 +121,10 @@ func (b *batch) add(p tenants.Period, field string, at time.Time) {
 	}
 }
 
-func (l *local) openBatch(ws string) *batch {
+func (l *local) openBatch(ws string) *outageBatch {
 	b := l.open[ws]
 	if b == nil {
-		b = &batch{ws: ws, marks: make(map[string]mark)}
+		b = &outageBatch{ws: ws, marks: make(map[string]mark)}
 		l.open[ws] = b
 	}
 	return b
@@ -326,14 +326,14 @@ func (s *Store) Flush(ctx context.Context) error {
 func (s *Store) batchTimeout() time.Duration { return max(s.timeout, time.Second) }
 
 // seal moves every open batch to the sealed list, under a new id, and returns that list.
-func (s *Store) seal() []*batch {
+func (s *Store) seal() []*outageBatch {
 	l := &s.local
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for ws, b := range l.open {
 		delete(l.open, ws)
 		for len(b.marks) > maxBatchMarks {
-			extra := &batch{id: s.batchID(), ws: ws, marks: make(map[string]mark, maxBatchMarks)}
+			extra := &outageBatch{id: s.batchID(), ws: ws, marks: make(map[string]mark, maxBatchMarks)}
 			for key, m := range b.marks {
 				if len(extra.marks) == maxBatchMarks {
 					break
@@ -351,7 +351,7 @@ func (s *Store) seal() []*batch {
 }
 
 // sent drops a batch that Redis confirmed.
-func (s *Store) sent(b *batch) {
+func (s *Store) sent(b *outageBatch) {
 	l := &s.local
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -368,7 +368,7 @@ func (s *Store) batchID() string {
 
 // send applies one batch with the reconcile script. A sealed batch is never
 // changed, so it needs no lock.
-func (s *Store) send(ctx context.Context, b *batch) error {
+func (s *Store) send(ctx context.Context, b *outageBatch) error {
 	keys := []string{s.base(b.ws) + "r:" + b.id}
 	args := []any{guardTTL.Milliseconds(), len(b.counts)}
 	for p, fields := range b.counts {

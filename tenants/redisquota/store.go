@@ -120,7 +120,8 @@ type Store struct {
 	// down is set from the first failure of an outage until Redis answers, so each outage is logged once.
 	down atomic.Bool
 
-	batch *batcher
+	// pipe pipelines admissions on a connection of the store's own; nil for clients other than *redis.Client.
+	pipe *admitPipe
 
 	seen  seenCounts
 	local local
@@ -161,7 +162,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		kick:     make(chan struct{}, 1),
 	}
 	if c, ok := rdb.(*redis.Client); ok {
-		s.batch = newBatcher(c.Options(), opts.Timeout, func(ctx context.Context) error { return admitScript.Load(ctx, rdb).Err() })
+		s.pipe = newAdmitPipe(c.Options(), opts.Timeout, func(ctx context.Context) error { return admitScript.Load(ctx, rdb).Err() })
 	}
 	s.seen.m = make(map[wsPeriod]*atomic.Int64)
 	s.local.init()
@@ -181,21 +182,13 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 	var res [3]int64
 	var n int
 	var err error
-	if s.batch != nil {
+	if s.pipe != nil {
 		// Pipelined with concurrent admissions on the store's own connection.
-		c := s.batch.call()
+		c := s.pipe.call()
 		c.cmd = s.appendAdmit(c.cmd, &a, at, p)
-		res, n, err = s.batch.admit(ctx, c)
+		res, n, err = s.pipe.admit(ctx, c)
 	} else {
-		keys, args := s.admitKeysArgs(&a, at, p)
-		err = s.call(ctx, func(ctx context.Context) error {
-			all, err := admitScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
-			n = copy(res[:], all)
-			if err == nil && len(all) > len(res) {
-				n = len(all)
-			}
-			return err
-		})
+		res, n, err = s.admitViaGoRedis(ctx, s.appendAdmit(nil, &a, at, p))
 	}
 	if err == nil && n != 2 && n != 3 {
 		err = fmt.Errorf("admit script answered %v", res[:min(n, len(res))])
@@ -235,20 +228,39 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 // admitArgc is the number of arguments (ARGV) of the admit script.
 const admitArgc = 7
 
-// admitKeysArgs returns the admit script's keys and arguments for go-redis; appendAdmit encodes the same.
-func (s *Store) admitKeysArgs(a *tenants.Admission, at time.Time, p tenants.Period) ([]string, []any) {
-	nk := 1
-	if a.DedupeKey != "" {
-		nk += bucketsChecked
+// admitViaGoRedis sends an admission encoded by appendAdmit through go-redis
+// (which routes it to the slot of its keys on a cluster), loading the script
+// once after a NOSCRIPT answer.
+func (s *Store) admitViaGoRedis(ctx context.Context, cmd []byte) (res [3]int64, n int, err error) {
+	parts, _, ok := splitCommand(cmd)
+	if !ok {
+		return res, 0, errors.New("admit command is not well-formed")
 	}
-	keys, field, off := s.keys(a.WorkspaceID, p, at, nk, a.DedupeKey)
-	return keys, []any{a.Limit, dayField(at, 's'), monthTTL(p, at).Milliseconds(), field, off, bucketTTL(off), versionMillis(a.LimitVersion)}
+	args := make([]any, len(parts))
+	for i, a := range parts {
+		args[i] = a
+	}
+	all, err := callFor(s, ctx, s.timeout, func(ctx context.Context) ([]int64, error) {
+		all, err := s.rdb.Do(ctx, args...).Int64Slice()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if err := admitScript.Load(ctx, s.rdb).Err(); err != nil {
+				return nil, err
+			}
+			all, err = s.rdb.Do(ctx, args...).Int64Slice()
+		}
+		return all, err
+	})
+	n = copy(res[:], all)
+	if err == nil && len(all) > len(res) {
+		n = len(all)
+	}
+	return res, n, err
 }
 
 // Close closes the store's own connection (the client passed to New stays open).
 func (s *Store) Close() {
-	if s.batch != nil {
-		s.batch.close()
+	if s.pipe != nil {
+		s.pipe.close()
 	}
 }
 
@@ -320,10 +332,8 @@ func (s *Store) Usage(ctx context.Context, workspaceID string, p tenants.Period)
 	if s.breakerOpen() {
 		return tenants.Usage{}, unavailable(errBreakerOpen)
 	}
-	var h map[string]string
-	err := s.call(ctx, func(ctx context.Context) (err error) {
-		h, err = s.rdb.HGetAll(ctx, s.monthKey(workspaceID, p)).Result()
-		return err
+	h, err := callFor(s, ctx, s.timeout, func(ctx context.Context) (map[string]string, error) {
+		return s.rdb.HGetAll(ctx, s.monthKey(workspaceID, p)).Result()
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -342,18 +352,33 @@ func (s *Store) call(ctx context.Context, fn func(context.Context) error) error 
 }
 
 func (s *Store) callWithin(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
+	_, err := callFor(s, ctx, timeout, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	return err
+}
+
+// callFor runs fn within timeout and returns its answer; when the socket does
+// not follow deadlines fn runs in a goroutine whose late answer is dropped.
+func callFor[T any](s *Store, ctx context.Context, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if s.deadlines {
 		return fn(ctx)
 	}
-	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
+	type answer struct {
+		v   T
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		v, err := fn(ctx)
+		done <- answer{v, err}
+	}()
 	select {
-	case err := <-done:
-		return err
+	case a := <-done:
+		return a.v, a.err
 	case <-ctx.Done():
-		return ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 }
 
