@@ -13,6 +13,19 @@ const (
 	scriptReadmitted = 2
 	scriptDuplicate  = 3
 	scriptExhausted  = 4
+	// scriptUnseeded: the month hash was never seeded from the database; nothing changed.
+	scriptUnseeded = 5
+)
+
+// The seeding modes of an admission (the admit script's ARGV[8]).
+const (
+	// seedOff: no database to seed from (tests, tools).
+	seedOff = '0'
+	// seedCheck: answer scriptUnseeded when the month hash was not seeded.
+	seedCheck = '1'
+	// seedSkip: the database is unreachable; admit anyway and mark the hash,
+	// so the later seed adds the archived count to what was counted meanwhile.
+	seedSkip = '2'
 )
 
 // admitScript decides one notification in one round trip.
@@ -21,13 +34,28 @@ const (
 // newest (the bucket of at) first, and absent without a dedupe key.
 // ARGV: the limit (negative: unlimited), the day's "sent" field, the month
 // hash's TTL (ms), the dedupe key, at's offset in its bucket (ms), the
-// bucket's TTL (ms), the version (ms) of the caller's limit. A limit
+// bucket's TTL (ms), the version (ms) of the caller's limit, the seeding
+// mode. The month hash's field g marks it seeded from the database, n marks
+// units counted before the seed; a hash with units and neither predates
+// seeding and is complete. A limit
 // published into the month hash (fields V, L) with a newer version wins over
 // the caller's. A bucket entry is offset*2 + state, state 0 for
 // delivered and 1 for counted but undelivered; its age follows from which
 // bucket holds it, so the window is exact to the millisecond.
 var admitScript = redis.NewScript(withConstants(`
 local month, key = KEYS[1], ARGV[4]
+if ARGV[8] ~= '0' then
+  local m = redis.call('HMGET', month, 'g', 'u', 'n')
+  if not m[1] then
+    if m[2] and not m[3] then
+      redis.call('HSET', month, 'g', 1)
+    elseif ARGV[8] == '1' then
+      return {$unseeded, 0}
+    else
+      redis.call('HSET', month, 'n', 1)
+    end
+  end
+end
 local off = tonumber(ARGV[5])
 for i = 2, #KEYS do
   local v = redis.call('HGET', KEYS[i], key)
@@ -90,6 +118,21 @@ end
 return 1
 `)
 
+// seedScript adds a month's archived counts to its hash, once however many
+// replicas race: KEYS[1] is the month hash; ARGV: its TTL (ms), then pairs of
+// field and count. Counts made since the loss (field n) stay on top.
+var seedScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], 'g', 1) == 0 then
+  return 0
+end
+for i = 2, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('HDEL', KEYS[1], 'n')
+redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
+return 1
+`)
+
 // reconcileScript applies one batch of counts and dedupe entries made while
 // Redis was unreachable, at most once: KEYS[1] is the batch's guard, set
 // first, so a batch resent after an ambiguous failure is not applied again.
@@ -109,6 +152,9 @@ for k = 2, #KEYS do
   a = a + 2
   for j = 1, n do
     if k <= months + 1 then
+      if ARGV[a] == 'u' and redis.call('HEXISTS', KEYS[k], 'g') == 0 then
+        redis.call('HSET', KEYS[k], 'n', 1)
+      end
       redis.call('HINCRBY', KEYS[k], ARGV[a], ARGV[a + 1])
     else
       redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1])
@@ -128,6 +174,7 @@ func withConstants(src string) string {
 		"$readmitted", strconv.Itoa(scriptReadmitted),
 		"$duplicate", strconv.Itoa(scriptDuplicate),
 		"$exhausted", strconv.Itoa(scriptExhausted),
+		"$unseeded", strconv.Itoa(scriptUnseeded),
 	).Replace(src)
 }
 

@@ -43,6 +43,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/pushgate/pushgate/tenants"
 )
@@ -99,6 +100,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock of the outage breaker and the reconciler (default time.Now).
 	Now func() time.Time
+	// Archive, when set, seeds a month that Redis does not hold (it lost its
+	// data, or the month is new) from the counts rolled up into the database.
+	Archive tenants.ArchivedUsageReader
 }
 
 // Store is a tenants.QuotaStore in Redis. Start Run to reconcile what was
@@ -125,6 +129,11 @@ type Store struct {
 
 	seen  seenCounts
 	local local
+
+	// archive is where a month that Redis lost is seeded from; nil: never seeded.
+	archive  tenants.ArchivedUsageReader
+	seeds    singleflight.Group
+	archDown atomic.Int64 // unix ns until which the archive is not asked again
 
 	instance string
 	batches  atomic.Int64
@@ -158,7 +167,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		rdb: rdb, prefix: opts.Prefix, policy: opts.Policy, timeout: opts.Timeout,
 		deadlines: followsDeadlines(rdb), log: opts.Log, now: opts.Now,
 		metrics:  newMetrics(opts.Registerer, opts.Log),
-		instance: hex.EncodeToString(id[:]),
+		instance: hex.EncodeToString(id[:]), archive: opts.Archive,
 		kick:     make(chan struct{}, 1),
 	}
 	if c, ok := rdb.(*redis.Client); ok {
@@ -169,7 +178,8 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	return s
 }
 
-// Admit decides one notification in one round trip to Redis.
+// Admit decides one notification in one round trip to Redis; a second one,
+// and one database read, only when the month's count must first be seeded.
 func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict, error) {
 	if err := checkAdmission(a); err != nil {
 		return tenants.Verdict{}, err
@@ -179,16 +189,18 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 	if s.breakerOpen() {
 		return s.admitLocally(a, at, p, errBreakerOpen)
 	}
-	var res [3]int64
-	var n int
-	var err error
-	if s.pipe != nil {
-		// Pipelined with concurrent admissions on the store's own connection.
-		c := s.pipe.call()
-		c.cmd = s.appendAdmit(c.cmd, &a, at, p)
-		res, n, err = s.pipe.admit(ctx, c)
-	} else {
-		res, n, err = s.admitViaGoRedis(ctx, s.appendAdmit(nil, &a, at, p))
+	res, n, err := s.admitOnce(ctx, &a, at, p, s.seedMode())
+	if err == nil && n == 2 && res[0] == scriptUnseeded {
+		var mode byte
+		if mode, err = s.seed(ctx, a.WorkspaceID, p, at); err == nil {
+			res, n, err = s.admitOnce(ctx, &a, at, p, mode)
+		} else if tenants.ErrorCode(err) == tenants.CodeUnavailable {
+			return tenants.Verdict{}, err
+		}
+		if err == nil && n == 2 && res[0] == scriptUnseeded {
+			// Lost again between the seed and the admission: count on top, seed later.
+			res, n, err = s.admitOnce(ctx, &a, at, p, seedSkip)
+		}
 	}
 	if err == nil && n != 2 && n != 3 {
 		err = fmt.Errorf("admit script answered %v", res[:min(n, len(res))])
@@ -225,8 +237,18 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 	return v, nil
 }
 
+// admitOnce runs the admit script once, pipelined when the store has its own connection.
+func (s *Store) admitOnce(ctx context.Context, a *tenants.Admission, at time.Time, p tenants.Period, seed byte) ([3]int64, int, error) {
+	if s.pipe != nil {
+		c := s.pipe.call()
+		c.cmd = s.appendAdmit(c.cmd, a, at, p, seed)
+		return s.pipe.admit(ctx, c)
+	}
+	return s.admitViaGoRedis(ctx, s.appendAdmit(nil, a, at, p, seed))
+}
+
 // admitArgc is the number of arguments (ARGV) of the admit script.
-const admitArgc = 7
+const admitArgc = 8
 
 // admitViaGoRedis sends an admission encoded by appendAdmit through go-redis
 // (which routes it to the slot of its keys on a cluster), loading the script
@@ -343,6 +365,16 @@ func (s *Store) Usage(ctx context.Context, workspaceID string, p tenants.Period)
 		return tenants.Usage{}, unavailable(err)
 	}
 	s.redisAnswered()
+	if s.archive != nil && h["g"] == "" && (h["u"] == "" || h["n"] != "") {
+		// Not seeded since Redis lost it: seed from the database, then read again.
+		if mode, err := s.seedMonth(ctx, workspaceID, p, s.now().UTC(), true); err == nil && mode == seedCheck {
+			if again, err := callFor(s, ctx, s.timeout, func(ctx context.Context) (map[string]string, error) {
+				return s.rdb.HGetAll(ctx, s.monthKey(workspaceID, p)).Result()
+			}); err == nil {
+				h = again
+			}
+		}
+	}
 	return parseUsage(p, h), nil
 }
 
