@@ -168,7 +168,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		deadlines: followsDeadlines(rdb), log: opts.Log, now: opts.Now,
 		metrics:  newMetrics(opts.Registerer, opts.Log),
 		instance: hex.EncodeToString(id[:]), archive: opts.Archive,
-		kick:     make(chan struct{}, 1),
+		kick: make(chan struct{}, 1),
 	}
 	if c, ok := rdb.(*redis.Client); ok {
 		s.pipe = newAdmitPipe(c.Options(), opts.Timeout, func(ctx context.Context) error { return admitScript.Load(ctx, rdb).Err() })
