@@ -167,8 +167,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		rdb: rdb, prefix: opts.Prefix, policy: opts.Policy, timeout: opts.Timeout,
 		deadlines: followsDeadlines(rdb), log: opts.Log, now: opts.Now,
 		metrics:  newMetrics(opts.Registerer, opts.Log),
-		instance: hex.EncodeToString(id[:]), archive: opts.Archive,
-		kick: make(chan struct{}, 1),
+		instance: hex.EncodeToString(id[:]),
+		kick:     make(chan struct{}, 1),
+		archive:  opts.Archive,
 	}
 	if c, ok := rdb.(*redis.Client); ok {
 		s.pipe = newAdmitPipe(c.Options(), opts.Timeout, func(ctx context.Context) error { return admitScript.Load(ctx, rdb).Err() })
