@@ -7,7 +7,9 @@
 //
 //	<prefix>{ws}:m:2006-01   hash: "u" = units used that month; "DDs", "DDd",
 //	                         "DDf", "DDa" = sent, dead tokens, failed, acked on
-//	                         day DD. Expires 35 days after the month ends.
+//	                         day DD; "g" = seeded from the database, "n" =
+//	                         counted before the seed. Expires 35 days after
+//	                         the month ends.
 //	<prefix>{ws}:k:<n>       hash: the dedupe keys recorded in the n-th
 //	                         10-minute bucket since the epoch; each value is the
 //	                         offset in the bucket (ms) * 2 + state. Expires 71
@@ -143,7 +145,8 @@ type Store struct {
 
 // New returns a Store over rdb. With a *redis.Client, admissions go through
 // a connection of the store's own (dialled like rdb's, released by Close),
-// pipelined with each other; other clients get one go-redis call each. For
+// pipelined with each other; other clients, a *redis.ClusterClient among
+// them, get one go-redis call each, which follows the cluster's slot map. For
 // the other calls, with ContextTimeoutEnabled set in rdb's options,
 // Options.Timeout reaches the socket; without it, go-redis waits for its own
 // read timeout, so each call runs in a goroutine of its own (a little
