@@ -133,38 +133,93 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
 return 1
 `)
 
-// reconcileScript applies one batch of counts and dedupe entries made while
-// Redis was unreachable, at most once: KEYS[1] is the batch's guard, set
-// first, so a batch resent after an ambiguous failure is not applied again.
+// reconcileScript applies one batch of what a replica did while Redis did
+// not answer, at most once: KEYS[1] is the batch's guard, set first, so a
+// batch resent after an ambiguous failure is not applied again. Each key's
+// parts are idempotent on their own too: undos first, then units, then
+// entries, so an admission that seemed to fail but ran is counted once.
 //
-// KEYS[2..] are month hashes, then dedupe buckets. ARGV[1] is the guard's TTL
-// (ms), ARGV[2] the number of month hashes; then per key: its TTL (ms), the
-// number of pairs n, and n pairs of field and increment (month hashes) or
-// dedupe key and entry (buckets).
-var reconcileScript = redis.NewScript(`
+// KEYS[2..1+M] are month hashes, KEYS[2+M..1+M+B] dedupe buckets. ARGV: the
+// guard's TTL (ms), M, B; per month its TTL (ms), n, and n pairs of field and
+// increment; per bucket its number and TTL (ms); then a count and the records
+// of undos (month index, day field, bucket index, key, entry), units (month
+// index, day field, key, bucket number and offset of the admission), and
+// entries (bucket index, key, entry, month index or 0, outcome day field).
+var reconcileScript = redis.NewScript(withConstants(`
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return 0
 end
-local months = tonumber(ARGV[2])
-local a = 3
-for k = 2, #KEYS do
-  local ttl, n = ARGV[a], tonumber(ARGV[a + 1])
+local M, B = tonumber(ARGV[2]), tonumber(ARGV[3])
+local a = 4
+local monthTTL = {}
+for k = 2, M + 1 do
+  monthTTL[k] = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
   a = a + 2
   for j = 1, n do
-    if k <= months + 1 then
-      if ARGV[a] == 'u' and redis.call('HEXISTS', KEYS[k], 'g') == 0 then
-        redis.call('HSET', KEYS[k], 'n', 1)
-      end
-      redis.call('HINCRBY', KEYS[k], ARGV[a], ARGV[a + 1])
-    else
-      redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1])
+    if ARGV[a] == 'u' and redis.call('HEXISTS', KEYS[k], 'g') == 0 then
+      redis.call('HSET', KEYS[k], 'n', 1)
     end
+    redis.call('HINCRBY', KEYS[k], ARGV[a], ARGV[a + 1])
     a = a + 2
   end
-  redis.call('PEXPIRE', KEYS[k], ttl, 'NX')
+end
+local bnum, bttl = {}, {}
+for i = 1, B do
+  bnum[i], bttl[i] = tonumber(ARGV[a]), ARGV[a + 1]
+  a = a + 2
+end
+local n = tonumber(ARGV[a])
+a = a + 1
+for j = 1, n do
+  local month, day = KEYS[1 + tonumber(ARGV[a])], ARGV[a + 1]
+  local bucket, key, entry = KEYS[1 + M + tonumber(ARGV[a + 2])], ARGV[a + 3], tonumber(ARGV[a + 4])
+  a = a + 5
+  if tonumber(redis.call('HGET', bucket, key)) == entry then
+    redis.call('HDEL', bucket, key)
+    redis.call('HINCRBY', month, 'u', -1)
+    redis.call('HINCRBY', month, day, -1)
+  end
+end
+n = tonumber(ARGV[a])
+a = a + 1
+for j = 1, n do
+  local month, day, key = KEYS[1 + tonumber(ARGV[a])], ARGV[a + 1], ARGV[a + 2]
+  local at = tonumber(ARGV[a + 3]) * $bucket_ms + tonumber(ARGV[a + 4])
+  a = a + 5
+  local held = false
+  for i = 1, B do
+    local v = redis.call('HGET', KEYS[1 + M + i], key)
+    if v and math.abs(bnum[i] * $bucket_ms + math.floor(tonumber(v) / 2) - at) < $window_ms then
+      held = true
+      break
+    end
+  end
+  if not held then
+    if redis.call('HEXISTS', month, 'g') == 0 then
+      redis.call('HSET', month, 'n', 1)
+    end
+    redis.call('HINCRBY', month, 'u', 1)
+    redis.call('HINCRBY', month, day, 1)
+  end
+end
+n = tonumber(ARGV[a])
+a = a + 1
+for j = 1, n do
+  local i, key, entry, m = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local bucket = KEYS[1 + M + i]
+  if m > 0 and tonumber(redis.call('HGET', bucket, key)) ~= entry then
+    redis.call('HINCRBY', KEYS[1 + m], ARGV[a + 4], 1)
+  end
+  redis.call('HSET', bucket, key, entry)
+  redis.call('PEXPIRE', bucket, bttl[i], 'NX')
+  a = a + 5
+end
+for k = 2, M + 1 do
+  redis.call('PEXPIRE', KEYS[k], monthTTL[k], 'NX')
 end
 return 1
-`)
+`))
 
 func withConstants(src string) string {
 	return strings.NewReplacer(

@@ -191,7 +191,11 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 	at := a.At.UTC()
 	p := tenants.PeriodOf(at)
 	if s.breakerOpen() {
-		return s.admitLocally(a, at, p, errBreakerOpen)
+		return s.admitLocally(a, at, p, errBreakerOpen, false)
+	}
+	if a.DedupeKey != "" && s.local.undos.Load() > 0 && s.local.hasUndo(a.WorkspaceID, a.DedupeKey) {
+		// A failed attempt of this key may have counted in Redis: take it back first.
+		_ = s.Flush(ctx)
 	}
 	res, n, err := s.admitOnce(ctx, &a, at, p, s.seedMode())
 	if err == nil && n == 2 && res[0] == scriptUnseeded {
@@ -210,11 +214,13 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 		err = fmt.Errorf("admit script answered %v", res[:min(n, len(res))])
 	}
 	if err != nil {
+		// Redis may have run the admission though its answer was lost.
 		if ctx.Err() != nil {
+			s.undoLater(&a, at)
 			return tenants.Verdict{}, ctx.Err()
 		}
 		s.redisFailed(err)
-		return s.admitLocally(a, at, p, err)
+		return s.admitLocally(a, at, p, err, true)
 	}
 	s.redisAnswered()
 	v := tenants.Verdict{Used: res[1], Limit: a.Limit}
