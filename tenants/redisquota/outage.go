@@ -116,9 +116,15 @@ type keyRecord struct {
 	// counted unless Redis holds the key near that time (the admission that
 	// seemed to fail ran after all).
 	units []time.Time
-	// undos are the times of admissions that Redis may have run though
-	// nothing was forwarded: each is taken back if Redis holds exactly its entry.
-	undos []time.Time
+	// undos are admissions that Redis may have run though nothing was
+	// forwarded: each is taken back if Redis holds exactly its entry.
+	undos []attempt
+}
+
+// attempt is one admission sent to Redis: its time and its tag.
+type attempt struct {
+	at  time.Time
+	tag int64
 }
 
 type mark struct {
@@ -220,12 +226,12 @@ func (l *local) addUnit(ws, key string, p tenants.Period, at time.Time) {
 }
 
 // addUndo records an admission that Redis may have run though nothing was forwarded.
-func (l *local) addUndo(ws, key string, at time.Time) {
-	if key == "" {
+func (l *local) addUndo(ws, key string, a attempt) {
+	if key == "" || a.tag == 0 {
 		return
 	}
 	if r := l.record(ws, key); r != nil {
-		r.undos = append(r.undos, at)
+		r.undos = append(r.undos, a)
 		l.undos.Add(1)
 	}
 }
@@ -290,18 +296,16 @@ func (s *Store) setPendingGauge() {
 	s.metrics.pendingReconciles.Set(float64(len(s.local.open) + len(s.local.sealed)))
 }
 
-// admitLocally decides an admission while Redis is unreachable. ran says
-// that Redis may have run the admission that failed: if nothing is
-// forwarded, its unit is taken back once Redis answers.
-func (s *Store) admitLocally(a tenants.Admission, at time.Time, p tenants.Period, cause error, ran bool) (tenants.Verdict, error) {
+// admitLocally decides an admission while Redis is unreachable. A nonzero
+// tag is that of an attempt Redis may have run: when nothing of the key is
+// forwarded (refused or exhausted), its unit is taken back once Redis answers.
+func (s *Store) admitLocally(a tenants.Admission, at time.Time, p tenants.Period, cause error, tag int64) (tenants.Verdict, error) {
 	l := &s.local
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	undo := func() {
-		if ran {
-			l.addUndo(a.WorkspaceID, a.DedupeKey, at)
-			s.setPendingGauge()
-		}
+		l.addUndo(a.WorkspaceID, a.DedupeKey, attempt{at, tag})
+		s.setPendingGauge()
 	}
 	if s.policy == FailClosed {
 		undo()
@@ -321,7 +325,7 @@ func (s *Store) admitLocally(a tenants.Admission, at time.Time, p tenants.Period
 	if a.DedupeKey != "" {
 		if m, ok := l.findMark(a.WorkspaceID, a.DedupeKey); ok && at.Sub(m.at) < window {
 			if !m.undelivered {
-				undo()
+				// Forwarded here already: a unit Redis took for this attempt stands for it.
 				v.Decision = tenants.Duplicate
 				return v, nil
 			}
@@ -350,11 +354,11 @@ func (s *Store) admitLocally(a tenants.Admission, at time.Time, p tenants.Period
 }
 
 // undoLater records an admission that Redis may have run for a caller that gave up.
-func (s *Store) undoLater(a *tenants.Admission, at time.Time) {
+func (s *Store) undoLater(a *tenants.Admission, at time.Time, tag int64) {
 	l := &s.local
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.addUndo(a.WorkspaceID, a.DedupeKey, at)
+	l.addUndo(a.WorkspaceID, a.DedupeKey, attempt{at, tag})
 	s.setPendingGauge()
 }
 
@@ -541,9 +545,9 @@ func (s *Store) reconcileCommand(b *outageBatch) ([]string, []any) {
 	for key, r := range b.keys {
 		var f [8]byte
 		field := string(appendField(f[:0], key))
-		for _, at := range r.undos {
-			bi, _, off := bucket(at, false)
-			undos = append(undos, month(at), dayField(at, 's'), bi, field, off*2)
+		for _, u := range r.undos {
+			bi, _, off := bucket(u.at, false)
+			undos = append(undos, month(u.at), dayField(u.at, 's'), bi, field, u.tag*tagUnit+off*2)
 			nUndos++
 		}
 		for _, at := range r.units {

@@ -15,7 +15,7 @@ func mustCountLocally(t *testing.T, s *Store, ws string, n int, at time.Time) {
 	t.Helper()
 	for i := range n {
 		a := tenants.Admission{WorkspaceID: ws, Limit: tenants.Unlimited, DedupeKey: fmt.Sprintf("k%d", i), At: at}
-		v, err := s.admitLocally(a, at, tenants.PeriodOf(at), errBreakerOpen, false)
+		v, err := s.admitLocally(a, at, tenants.PeriodOf(at), errBreakerOpen, 0)
 		if err != nil || v.Decision != tenants.Admitted {
 			t.Fatalf("local admission %d = %v, %v", i, v.Decision, err)
 		}

@@ -242,7 +242,7 @@ func (s *Store) appendKey(b []byte, ws, kind string, suffix []byte) []byte {
 // appendAdmit appends the EVALSHA of the admit script for a: the one
 // encoding of its keys and arguments, sent as it is on the pipelined
 // connection and split by admitArgs for go-redis.
-func (s *Store) appendAdmit(b []byte, a *tenants.Admission, at time.Time, p tenants.Period, seed byte) []byte {
+func (s *Store) appendAdmit(b []byte, a *tenants.Admission, at time.Time, p tenants.Period, seed byte, tag int64) []byte {
 	nk := 1
 	if a.DedupeKey != "" {
 		nk += bucketsChecked
@@ -270,7 +270,8 @@ func (s *Store) appendAdmit(b []byte, a *tenants.Admission, at time.Time, p tena
 	b = appendBulkInt(b, off)
 	b = appendBulkInt(b, bucketTTL(off))
 	b = appendBulkInt(b, versionMillis(a.LimitVersion))
-	return appendBulkBytes(b, []byte{seed})
+	b = appendBulkBytes(b, []byte{seed})
+	return appendBulkInt(b, tag)
 }
 
 // splitCommand splits one RESP array of bulk strings off the front of b.

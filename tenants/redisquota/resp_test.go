@@ -21,7 +21,7 @@ func TestTheAdmitCommandIsEncodedOnce(t *testing.T) {
 	} {
 		t.Run(name+": the keys are the workspace's, in its slot", func(t *testing.T) {
 			p := tenants.PeriodOf(at)
-			got, rest, ok := splitCommand(s.appendAdmit(nil, &a, at, p, seedCheck))
+			got, rest, ok := splitCommand(s.appendAdmit(nil, &a, at, p, seedCheck, 7))
 			if !ok || len(rest) != 0 {
 				t.Fatalf("appendAdmit wrote no single well-formed command (ok %v, %d bytes left)", ok, len(rest))
 			}
@@ -33,7 +33,7 @@ func TestTheAdmitCommandIsEncodedOnce(t *testing.T) {
 			want := []string{"EVALSHA", admitScript.Hash(), fmt.Sprint(nk)}
 			want = append(want, keys...)
 			want = append(want, fmt.Sprint(a.Limit), dayField(at, 's'), fmt.Sprint(monthTTL(p, at).Milliseconds()),
-				field, fmt.Sprint(off), fmt.Sprint(bucketTTL(off)), fmt.Sprint(versionMillis(a.LimitVersion)), string(rune(seedCheck)))
+				field, fmt.Sprint(off), fmt.Sprint(bucketTTL(off)), fmt.Sprint(versionMillis(a.LimitVersion)), string(rune(seedCheck)), "7")
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Fatalf("appendAdmit wrote\n%q\nwant\n%q", got, want)
 			}

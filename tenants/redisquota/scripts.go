@@ -17,6 +17,12 @@ const (
 	scriptUnseeded = 5
 )
 
+// tagUnit is where an entry's tag starts: above every offset*2+state of a bucket.
+const tagUnit = 1 << 21
+
+// maxTag bounds the tags, so that an entry stays a 32-bit integer in Redis.
+const maxTag = 1023
+
 // The seeding modes of an admission (the admit script's ARGV[8]).
 const (
 	// seedOff: no database to seed from (tests, tools).
@@ -35,7 +41,7 @@ const (
 // ARGV: the limit (negative: unlimited), the day's "sent" field, the month
 // hash's TTL (ms), the dedupe key, at's offset in its bucket (ms), the
 // bucket's TTL (ms), the version (ms) of the caller's limit, the seeding
-// mode. The month hash's field g marks it seeded from the database, n marks
+// mode, the attempt's tag. The month hash's field g marks it seeded from the database, n marks
 // units counted before the seed; a hash with units and neither predates
 // seeding and is complete. A limit
 // published into the month hash (fields V, L) with a newer version wins over
@@ -61,7 +67,7 @@ for i = 2, #KEYS do
   local v = redis.call('HGET', KEYS[i], key)
   if v then
     v = tonumber(v)
-    if off + (i - 2) * $bucket_ms - math.floor(v / 2) < $window_ms then
+    if off + (i - 2) * $bucket_ms - math.floor((v % $tag_unit) / 2) < $window_ms then
       local used = tonumber(redis.call('HGET', month, 'u') or 0)
       if v % 2 == 0 then
         return {$duplicate, used}
@@ -91,7 +97,7 @@ if used == 1 then
   redis.call('PEXPIRE', month, ARGV[3], 'NX')
 end
 if #KEYS > 1 then
-  redis.call('HSET', KEYS[2], key, off * 2)
+  redis.call('HSET', KEYS[2], key, tonumber(ARGV[9]) * $tag_unit + off * 2)
   redis.call('PEXPIRE', KEYS[2], ARGV[6], 'NX')
 end
 return {$admitted, used, limit}
@@ -190,7 +196,7 @@ for j = 1, n do
   local held = false
   for i = 1, B do
     local v = redis.call('HGET', KEYS[1 + M + i], key)
-    if v and math.abs(bnum[i] * $bucket_ms + math.floor(tonumber(v) / 2) - at) < $window_ms then
+    if v and math.abs(bnum[i] * $bucket_ms + math.floor((tonumber(v) % $tag_unit) / 2) - at) < $window_ms then
       held = true
       break
     end
@@ -225,6 +231,7 @@ func withConstants(src string) string {
 	return strings.NewReplacer(
 		"$bucket_ms", strconv.FormatInt(bucketSpan.Milliseconds(), 10),
 		"$window_ms", strconv.FormatInt(window.Milliseconds(), 10),
+		"$tag_unit", strconv.FormatInt(tagUnit, 10),
 		"$admitted", strconv.Itoa(scriptAdmitted),
 		"$readmitted", strconv.Itoa(scriptReadmitted),
 		"$duplicate", strconv.Itoa(scriptDuplicate),

@@ -139,6 +139,7 @@ type Store struct {
 
 	instance string
 	batches  atomic.Int64
+	tags     atomic.Uint32
 	flushMu  sync.Mutex
 	kick     chan struct{}
 }
@@ -177,6 +178,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if c, ok := rdb.(*redis.Client); ok {
 		s.pipe = newAdmitPipe(c.Options(), opts.Timeout, func(ctx context.Context) error { return admitScript.Load(ctx, rdb).Err() })
 	}
+	s.tags.Store(binary.BigEndian.Uint32(id[:]))
 	s.seen.m = make(map[wsPeriod]*atomic.Int64)
 	s.local.init()
 	return s
@@ -188,26 +190,30 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 	if err := checkAdmission(a); err != nil {
 		return tenants.Verdict{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return tenants.Verdict{}, err
+	}
 	at := a.At.UTC()
 	p := tenants.PeriodOf(at)
 	if s.breakerOpen() {
-		return s.admitLocally(a, at, p, errBreakerOpen, false)
+		return s.admitLocally(a, at, p, errBreakerOpen, 0)
 	}
 	if a.DedupeKey != "" && s.local.undos.Load() > 0 && s.local.hasUndo(a.WorkspaceID, a.DedupeKey) {
 		// A failed attempt of this key may have counted in Redis: take it back first.
 		_ = s.Flush(ctx)
 	}
-	res, n, err := s.admitOnce(ctx, &a, at, p, s.seedMode())
+	tag := s.nextTag()
+	res, n, err := s.admitOnce(ctx, &a, at, p, s.seedMode(), tag)
 	if err == nil && n == 2 && res[0] == scriptUnseeded {
 		var mode byte
 		if mode, err = s.seed(ctx, a.WorkspaceID, p, at); err == nil {
-			res, n, err = s.admitOnce(ctx, &a, at, p, mode)
+			res, n, err = s.admitOnce(ctx, &a, at, p, mode, tag)
 		} else if tenants.ErrorCode(err) == tenants.CodeUnavailable {
 			return tenants.Verdict{}, err
 		}
 		if err == nil && n == 2 && res[0] == scriptUnseeded {
 			// Lost again between the seed and the admission: count on top, seed later.
-			res, n, err = s.admitOnce(ctx, &a, at, p, seedSkip)
+			res, n, err = s.admitOnce(ctx, &a, at, p, seedSkip, tag)
 		}
 	}
 	if err == nil && n != 2 && n != 3 {
@@ -216,11 +222,11 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 	if err != nil {
 		// Redis may have run the admission though its answer was lost.
 		if ctx.Err() != nil {
-			s.undoLater(&a, at)
+			s.undoLater(&a, at, tag)
 			return tenants.Verdict{}, ctx.Err()
 		}
 		s.redisFailed(err)
-		return s.admitLocally(a, at, p, err, true)
+		return s.admitLocally(a, at, p, err, tag)
 	}
 	s.redisAnswered()
 	v := tenants.Verdict{Used: res[1], Limit: a.Limit}
@@ -248,21 +254,26 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 }
 
 // admitOnce runs the admit script once, pipelined when the store has its own connection.
-func (s *Store) admitOnce(ctx context.Context, a *tenants.Admission, at time.Time, p tenants.Period, seed byte) ([3]int64, int, error) {
+func (s *Store) admitOnce(ctx context.Context, a *tenants.Admission, at time.Time, p tenants.Period, seed byte, tag int64) ([3]int64, int, error) {
 	if s.pipe != nil {
 		c := s.pipe.call()
-		c.cmd = s.appendAdmit(c.cmd, a, at, p, seed)
+		c.cmd = s.appendAdmit(c.cmd, a, at, p, seed, tag)
 		return s.pipe.admit(ctx, c)
 	}
-	return s.admitViaGoRedis(ctx, s.appendAdmit(nil, a, at, p, seed))
+	return s.admitViaGoRedis(ctx, s.appendAdmit(nil, a, at, p, seed, tag))
 }
 
+// nextTag returns the tag of an admission attempt, 1..maxTag, cycling from a random start.
+func (s *Store) nextTag() int64 { return 1 + int64(s.tags.Add(1)%maxTag) }
+
 // admitArgc is the number of arguments (ARGV) of the admit script.
-const admitArgc = 8
+const admitArgc = 9
 
 // admitViaGoRedis sends an admission encoded by appendAdmit through go-redis
 // (which routes it to the slot of its keys on a cluster), loading the script
-// once after a NOSCRIPT answer.
+// once after a NOSCRIPT answer. Once sent, its answer is awaited within the
+// timeout even if the caller leaves, as on the pipeline, so that a count is
+// never left in doubt by a caller alone.
 func (s *Store) admitViaGoRedis(ctx context.Context, cmd []byte) (res [3]int64, n int, err error) {
 	parts, _, ok := splitCommand(cmd)
 	if !ok {
@@ -272,7 +283,7 @@ func (s *Store) admitViaGoRedis(ctx context.Context, cmd []byte) (res [3]int64, 
 	for i, a := range parts {
 		args[i] = a
 	}
-	all, err := callFor(s, ctx, s.timeout, func(ctx context.Context) ([]int64, error) {
+	all, err := callFor(s, context.WithoutCancel(ctx), s.timeout, func(ctx context.Context) ([]int64, error) {
 		all, err := s.rdb.Do(ctx, args...).Int64Slice()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			if err := admitScript.Load(ctx, s.rdb).Err(); err != nil {
