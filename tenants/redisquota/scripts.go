@@ -20,8 +20,10 @@ const (
 // tagUnit is where an entry's tag starts: above every offset*2+state of a bucket.
 const tagUnit = 1 << 21
 
-// maxTag bounds the tags, so that an entry stays a 32-bit integer in Redis.
-const maxTag = 1023
+// maxTag bounds the tags so that an entry stays below 2^23, a listpack's
+// 24-bit integer: a tag costs no byte of Redis memory. Two attempts of one key
+// in one millisecond are what it tells apart, besides a readmission (tag 0).
+const maxTag = 3
 
 // The seeding modes of an admission (the admit script's ARGV[8]).
 const (
