@@ -164,3 +164,45 @@ func testFreezes(t *testing.T, policy redisquota.Policy, pipelined bool) {
 		t.Errorf("%d of %d notifications forwarded, want all (the limit is above them)", len(ledger.forwarded), notifications)
 	}
 }
+
+// TestAnAdmissionWhoseAnswerWasLost: Redis stops while an admission is in
+// flight, so the store cannot know whether it ran; under fail_closed it is
+// refused, and once Redis answers the count and the key are as if it never ran.
+func TestAnAdmissionWhoseAnswerWasLost(t *testing.T) {
+	newStore := func(t *testing.T) (*redisServer, *redisquota.Store, *shiftingClock) {
+		srv := mustStartRedis(t)
+		clock := &shiftingClock{}
+		s := redisquota.New(srv.client(), redisquota.Options{Policy: redisquota.FailClosed, Timeout: 100 * time.Millisecond, Now: clock.now})
+		t.Cleanup(s.Close)
+		return srv, s, clock
+	}
+	refusedWhileFrozen := func(t *testing.T, srv *redisServer, s *redisquota.Store, key string, at time.Time) {
+		t.Helper()
+		srv.freeze()
+		_, err := s.Admit(context.Background(), tenants.Admission{WorkspaceID: "ws", Limit: 10, DedupeKey: key, At: at})
+		srv.thaw()
+		if tenants.ErrorCode(err) != tenants.CodeUnavailable {
+			t.Fatalf("Admit while Redis is stopped = %v, want %s", err, tenants.CodeUnavailable)
+		}
+		mustReconcile(t, []*redisquota.Store{s})
+	}
+	at := time.Now().UTC()
+
+	t.Run("a refused admission is not counted and its retry is admitted", func(t *testing.T) {
+		srv, s, clock := newStore(t)
+		wantDecision(t, s, "ws", 10, "k0", at, tenants.Admitted, 1)
+		refusedWhileFrozen(t, srv, s, "k1", at.Add(time.Second))
+		clock.skipBreaker()
+		wantDecision(t, s, "ws", 10, "k1", at.Add(time.Minute), tenants.Admitted, 2)
+	})
+	t.Run("a refused readmission stays undelivered and takes no unit", func(t *testing.T) {
+		srv, s, clock := newStore(t)
+		wantDecision(t, s, "ws", 10, "k", at, tenants.Admitted, 1)
+		if err := s.Settle(context.Background(), "ws", "k", tenants.OutcomeRetryLater, at); err != nil {
+			t.Fatal(err)
+		}
+		refusedWhileFrozen(t, srv, s, "k", at.Add(time.Second))
+		clock.skipBreaker()
+		wantDecision(t, s, "ws", 10, "k", at.Add(time.Minute), tenants.Readmitted, 1)
+	})
+}

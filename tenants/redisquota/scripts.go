@@ -150,7 +150,8 @@ return 1
 // KEYS[2..1+M] are month hashes, KEYS[2+M..1+M+B] dedupe buckets. ARGV: the
 // guard's TTL (ms), M, B; per month its TTL (ms), n, and n pairs of field and
 // increment; per bucket its number and TTL (ms); then a count and the records
-// of undos (month index, day field, bucket index, key, entry), units (month
+// of undos (month index, day field, bucket index, key, entry; a
+// readmission's untagged entry becomes undelivered again), units (month
 // index, day field, key, bucket number and offset of the admission), and
 // entries (bucket index, key, entry, month index or 0, outcome day field).
 var reconcileScript = redis.NewScript(withConstants(`
@@ -183,10 +184,13 @@ for j = 1, n do
   local month, day = KEYS[1 + tonumber(ARGV[a])], ARGV[a + 1]
   local bucket, key, entry = KEYS[1 + M + tonumber(ARGV[a + 2])], ARGV[a + 3], tonumber(ARGV[a + 4])
   a = a + 5
-  if tonumber(redis.call('HGET', bucket, key)) == entry then
+  local v = tonumber(redis.call('HGET', bucket, key))
+  if v == entry then
     redis.call('HDEL', bucket, key)
     redis.call('HINCRBY', month, 'u', -1)
     redis.call('HINCRBY', month, day, -1)
+  elseif v == entry % $tag_unit then
+    redis.call('HSET', bucket, key, v + 1)
   end
 end
 n = tonumber(ARGV[a])
