@@ -276,14 +276,25 @@ func (s *Store) appendAdmit(b []byte, a *tenants.Admission, at time.Time, p tena
 
 // splitCommand splits one RESP array of bulk strings off the front of b.
 func splitCommand(b []byte) (args []string, rest []byte, ok bool) {
+	parts, rest, ok := splitArgs(b)
+	for _, p := range parts {
+		args = append(args, string(p.([]byte)))
+	}
+	return args, rest, ok
+}
+
+// splitArgs splits one RESP array of bulk strings off the front of b into
+// go-redis arguments that share b's bytes.
+func splitArgs(b []byte) (args []any, rest []byte, ok bool) {
 	line, b, ok := bytes.Cut(b, []byte("\r\n"))
 	if !ok || len(line) < 2 || line[0] != '*' {
 		return nil, nil, false
 	}
 	n, ok := parseInt(line[1:])
-	if !ok || n < 0 {
+	if !ok || n < 0 || n > int64(len(b)) {
 		return nil, nil, false
 	}
+	args = make([]any, 0, n)
 	for range n {
 		line, b, ok = bytes.Cut(b, []byte("\r\n"))
 		if !ok || len(line) < 2 || line[0] != '$' {
@@ -293,7 +304,7 @@ func splitCommand(b []byte) (args []string, rest []byte, ok bool) {
 		if !ok || size < 0 || int64(len(b)) < size+2 {
 			return nil, nil, false
 		}
-		args = append(args, string(b[:size]))
+		args = append(args, b[:size:size])
 		b = b[size+2:]
 	}
 	return args, b, true

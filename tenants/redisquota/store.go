@@ -260,7 +260,7 @@ func (s *Store) admitOnce(ctx context.Context, a *tenants.Admission, at time.Tim
 		c.cmd = s.appendAdmit(c.cmd, a, at, p, seed, tag)
 		return s.pipe.admit(ctx, c)
 	}
-	return s.admitViaGoRedis(ctx, s.appendAdmit(nil, a, at, p, seed, tag))
+	return s.admitViaGoRedis(ctx, s.appendAdmit(make([]byte, 0, 512), a, at, p, seed, tag))
 }
 
 // nextTag returns the tag of an admission attempt, 1..maxTag, cycling from a random start.
@@ -275,13 +275,9 @@ const admitArgc = 9
 // timeout even if the caller leaves, as on the pipeline, so that a count is
 // never left in doubt by a caller alone.
 func (s *Store) admitViaGoRedis(ctx context.Context, cmd []byte) (res [3]int64, n int, err error) {
-	parts, _, ok := splitCommand(cmd)
+	args, _, ok := splitArgs(cmd)
 	if !ok {
 		return res, 0, errors.New("admit command is not well-formed")
-	}
-	args := make([]any, len(parts))
-	for i, a := range parts {
-		args[i] = a
 	}
 	all, err := callFor(s, context.WithoutCancel(ctx), s.timeout, func(ctx context.Context) ([]int64, error) {
 		all, err := s.rdb.Do(ctx, args...).Int64Slice()
