@@ -119,6 +119,8 @@ type keyRecord struct {
 	// undos are admissions that Redis may have run though nothing was
 	// forwarded: each is taken back if Redis holds exactly its entry.
 	undos []attempt
+	// outcomes are the day counts of Settles.
+	outcomes []outcome
 }
 
 // attempt is one admission sent to Redis: its time and its tag.
@@ -130,10 +132,18 @@ type attempt struct {
 type mark struct {
 	at          time.Time
 	undelivered bool
-	// outcome is the day field a Settle counts, "" for none: counted unless
-	// Redis holds this very entry (the Settle that seemed to fail ran).
-	outcome string
 }
+
+// outcome is a Settle's count of a day field, counted unless Redis holds its
+// receipt (the Settle that seemed to fail ran).
+type outcome struct {
+	at    time.Time
+	tag   int64
+	field string
+}
+
+// receipt is what countScript leaves beside a key for an outcome settled at off with tag.
+func receipt(off, tag int64) int64 { return tag*tagUnit + off*2 + 1 }
 
 func (b *outageBatch) add(p tenants.Period, field string, at time.Time) {
 	if b.counts == nil {
@@ -195,19 +205,11 @@ func (l *local) findMark(ws, key string) (mark, bool) {
 	return mark{}, false
 }
 
-// putMark sets key's local state; an outcome it replaces is kept as a plain count.
+// putMark sets key's local state.
 func (l *local) putMark(ws, key string, m mark) {
-	r := l.record(ws, key)
-	if r == nil {
-		if m.outcome != "" {
-			l.openBatch(ws).add(tenants.PeriodOf(m.at), m.outcome, m.at)
-		}
-		return
+	if r := l.record(ws, key); r != nil {
+		r.mark, r.hasMark = m, true
 	}
-	if r.hasMark && r.mark.outcome != "" {
-		l.openBatch(ws).add(tenants.PeriodOf(r.mark.at), r.mark.outcome, r.mark.at)
-	}
-	r.mark, r.hasMark = m, true
 }
 
 // addUnit records a local admission that took a unit.
@@ -362,15 +364,23 @@ func (s *Store) undoLater(a *tenants.Admission, at time.Time, tag int64) {
 	s.setPendingGauge()
 }
 
-// countLocally buffers an outcome or ack while Redis is unreachable.
-func (s *Store) countLocally(ws, field, key string, at time.Time) {
+// countLocally buffers an outcome or ack while Redis is unreachable; tag is
+// that of the attempt Redis may have run.
+func (s *Store) countLocally(ws, field, key string, at time.Time, tag int64) {
 	l := &s.local
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var r *keyRecord
+	if key != "" {
+		if r = l.record(ws, key); r != nil {
+			r.mark, r.hasMark = mark{at: at, undelivered: true}, true
+		}
+	}
 	switch {
-	case key != "":
-		l.putMark(ws, key, mark{at: at, undelivered: true, outcome: field})
-	case field != "":
+	case field == "":
+	case r != nil && tag != 0:
+		r.outcomes = append(r.outcomes, outcome{at, tag, field})
+	default:
 		l.openBatch(ws).add(tenants.PeriodOf(at), field, at)
 	}
 	s.setPendingGauge()
@@ -540,8 +550,8 @@ func (s *Store) reconcileCommand(b *outageBatch) ([]string, []any) {
 		}
 		return i, n, off
 	}
-	var undos, units, marks []any
-	nUndos, nUnits, nMarks := 0, 0, 0
+	var undos, units, marks, outcomes []any
+	nUndos, nUnits, nMarks, nOutcomes := 0, 0, 0, 0
 	for key, r := range b.keys {
 		var f [8]byte
 		field := string(appendField(f[:0], key))
@@ -562,15 +572,17 @@ func (s *Store) reconcileCommand(b *outageBatch) ([]string, []any) {
 		if r.hasMark {
 			m := r.mark
 			bi, _, off := bucket(m.at, true)
-			value, mi := off*2, 0
+			value := off * 2
 			if m.undelivered {
 				value++
 			}
-			if m.outcome != "" {
-				mi = month(m.at)
-			}
-			marks = append(marks, bi, field, value, mi, m.outcome)
+			marks = append(marks, bi, field, value)
 			nMarks++
+		}
+		for _, o := range r.outcomes {
+			bi, _, off := bucket(o.at, true)
+			outcomes = append(outcomes, month(o.at), o.field, bi, field+"o", receipt(off, o.tag))
+			nOutcomes++
 		}
 	}
 	keys := []string{s.base(b.ws) + "r:" + b.id}
@@ -596,5 +608,7 @@ func (s *Store) reconcileCommand(b *outageBatch) ([]string, []any) {
 	args = append(args, units...)
 	args = append(args, nMarks)
 	args = append(args, marks...)
+	args = append(args, nOutcomes)
+	args = append(args, outcomes...)
 	return keys, args
 }

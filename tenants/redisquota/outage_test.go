@@ -37,7 +37,7 @@ func TestResentBatchIsAppliedOnce(t *testing.T) {
 	ctx := context.Background()
 	at := time.Now().UTC()
 	mustCountLocally(t, s, "ws", 3, at)
-	s.countLocally("ws", dayField(at, 'a'), "", at)
+	s.countLocally("ws", dayField(at, 'a'), "", at, 0)
 
 	batches := s.seal()
 	if len(batches) != 1 {

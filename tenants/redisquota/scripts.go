@@ -25,6 +25,10 @@ const tagUnit = 1 << 21
 // in one millisecond are what it tells apart, besides a readmission (tag 0).
 const maxTag = 3
 
+// claimedTag replaces an admission's tag once another replica's forwarded
+// copy counts on its unit, so that no undo takes that unit back.
+const claimedTag = maxTag + 1
+
 // The seeding modes of an admission (the admit script's ARGV[8]).
 const (
 	// seedOff: no database to seed from (tests, tools).
@@ -106,12 +110,13 @@ return {$admitted, used, limit}
 `))
 
 // countScript records an outcome or an ack, and with a dedupe key marks it
-// counted but undelivered in the bucket of at (removing older entries).
+// counted but undelivered in the bucket of at (removing older entries) and
+// leaves the outcome's receipt beside it, so a resent outcome counts once.
 //
 // KEYS[1] is the month hash of at; KEYS[2..] are the dedupe buckets of at,
 // newest first, absent without a key. ARGV: the day's field to count ("" for
 // none), the month hash's TTL (ms), the dedupe key, at's offset in its bucket
-// (ms), the bucket's TTL (ms).
+// (ms), the bucket's TTL (ms), the receipt.
 var countScript = redis.NewScript(`
 if ARGV[1] ~= '' and redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
@@ -121,6 +126,9 @@ if #KEYS > 1 then
     redis.call('HDEL', KEYS[i], ARGV[3])
   end
   redis.call('HSET', KEYS[2], ARGV[3], tonumber(ARGV[4]) * 2 + 1)
+  if ARGV[1] ~= '' then
+    redis.call('HSET', KEYS[2], ARGV[3] .. 'o', ARGV[6])
+  end
   redis.call('PEXPIRE', KEYS[2], ARGV[5], 'NX')
 end
 return 1
@@ -152,8 +160,10 @@ return 1
 // increment; per bucket its number and TTL (ms); then a count and the records
 // of undos (month index, day field, bucket index, key, entry; a
 // readmission's untagged entry becomes undelivered again), units (month
-// index, day field, key, bucket number and offset of the admission), and
-// entries (bucket index, key, entry, month index or 0, outcome day field).
+// index, day field, key, bucket number and offset of the admission; one that
+// finds the key held claims its entry), entries
+// (bucket index, key, entry) and outcomes (month index, day field, bucket
+// index, receipt field, receipt), each counted unless its receipt is there.
 var reconcileScript = redis.NewScript(withConstants(`
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return 0
@@ -201,9 +211,12 @@ for j = 1, n do
   a = a + 5
   local held = false
   for i = 1, B do
-    local v = redis.call('HGET', KEYS[1 + M + i], key)
-    if v and math.abs(bnum[i] * $bucket_ms + math.floor((tonumber(v) % $tag_unit) / 2) - at) < $window_ms then
+    local v = tonumber(redis.call('HGET', KEYS[1 + M + i], key))
+    if v and math.abs(bnum[i] * $bucket_ms + math.floor((v % $tag_unit) / 2) - at) < $window_ms then
       held = true
+      if v >= $tag_unit and v < $claimed * $tag_unit then
+        redis.call('HSET', KEYS[1 + M + i], key, $claimed * $tag_unit + v % $tag_unit)
+      end
       break
     end
   end
@@ -218,13 +231,21 @@ end
 n = tonumber(ARGV[a])
 a = a + 1
 for j = 1, n do
-  local i, key, entry, m = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local i, key, entry = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
+  redis.call('HSET', KEYS[1 + M + i], key, entry)
+  redis.call('PEXPIRE', KEYS[1 + M + i], bttl[i], 'NX')
+  a = a + 3
+end
+n = tonumber(ARGV[a])
+a = a + 1
+for j = 1, n do
+  local month, day, i, receipt, value = KEYS[1 + tonumber(ARGV[a])], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4]
   local bucket = KEYS[1 + M + i]
-  if m > 0 and tonumber(redis.call('HGET', bucket, key)) ~= entry then
-    redis.call('HINCRBY', KEYS[1 + m], ARGV[a + 4], 1)
+  if redis.call('HGET', bucket, receipt) ~= value then
+    redis.call('HINCRBY', month, day, 1)
+    redis.call('HSET', bucket, receipt, value)
+    redis.call('PEXPIRE', bucket, bttl[i], 'NX')
   end
-  redis.call('HSET', bucket, key, entry)
-  redis.call('PEXPIRE', bucket, bttl[i], 'NX')
   a = a + 5
 end
 for k = 2, M + 1 do
@@ -238,6 +259,7 @@ func withConstants(src string) string {
 		"$bucket_ms", strconv.FormatInt(bucketSpan.Milliseconds(), 10),
 		"$window_ms", strconv.FormatInt(window.Milliseconds(), 10),
 		"$tag_unit", strconv.FormatInt(tagUnit, 10),
+		"$claimed", strconv.Itoa(claimedTag),
 		"$admitted", strconv.Itoa(scriptAdmitted),
 		"$readmitted", strconv.Itoa(scriptReadmitted),
 		"$duplicate", strconv.Itoa(scriptDuplicate),

@@ -336,7 +336,7 @@ func (s *Store) RecordAck(ctx context.Context, workspaceID string, at time.Time)
 
 func (s *Store) count(ctx context.Context, ws, field, key string, at time.Time) error {
 	if s.breakerOpen() {
-		s.countLocally(ws, field, key, at)
+		s.countLocally(ws, field, key, at, 0)
 		return nil
 	}
 	p := tenants.PeriodOf(at)
@@ -345,15 +345,16 @@ func (s *Store) count(ctx context.Context, ws, field, key string, at time.Time) 
 		nk += bucketsChecked
 	}
 	keys, keyField, off := s.keys(ws, p, at, nk, key)
+	tag := s.nextTag()
 	err := s.call(ctx, func(ctx context.Context) error {
-		return countScript.Run(ctx, s.rdb, keys, field, monthTTL(p, at).Milliseconds(), keyField, off, bucketTTL(off)).Err()
+		return countScript.Run(ctx, s.rdb, keys, field, monthTTL(p, at).Milliseconds(), keyField, off, bucketTTL(off), receipt(off, tag)).Err()
 	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		s.redisFailed(err)
-		s.countLocally(ws, field, key, at)
+		s.countLocally(ws, field, key, at, tag)
 		return nil
 	}
 	s.redisAnswered()
