@@ -29,6 +29,11 @@ const maxTag = 3
 // copy counts on its unit, so that no undo takes that unit back.
 const claimedTag = maxTag + 1
 
+// unitlessTag marks an entry that a Settle wrote for a key Redis held no
+// admission of (its unit is still on a replica): such an entry, and its
+// readmissions, do not show that Redis counted the key.
+const unitlessTag = claimedTag + 1
+
 // The seeding modes of an admission (the admit script's ARGV[8]).
 const (
 	// seedOff: no database to seed from (tests, tools).
@@ -81,7 +86,11 @@ for i = 2, #KEYS do
       if i > 2 then
         redis.call('HDEL', KEYS[i], key)
       end
-      redis.call('HSET', KEYS[2], key, off * 2)
+      local keep = 0
+      if v >= $unitless * $tag_unit then
+        keep = $unitless * $tag_unit
+      end
+      redis.call('HSET', KEYS[2], key, keep + off * 2)
       redis.call('PEXPIRE', KEYS[2], ARGV[6], 'NX')
       return {$readmitted, used}
     end
@@ -117,22 +126,29 @@ return {$admitted, used, limit}
 // newest first, absent without a key. ARGV: the day's field to count ("" for
 // none), the month hash's TTL (ms), the dedupe key, at's offset in its bucket
 // (ms), the bucket's TTL (ms), the receipt.
-var countScript = redis.NewScript(`
+var countScript = redis.NewScript(withConstants(`
 if ARGV[1] ~= '' and redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
 end
 if #KEYS > 1 then
-  for i = 3, #KEYS do
-    redis.call('HDEL', KEYS[i], ARGV[3])
+  local keep = $unitless * $tag_unit
+  for i = 2, #KEYS do
+    local v = tonumber(redis.call('HGET', KEYS[i], ARGV[3]))
+    if v and v < $unitless * $tag_unit then
+      keep = 0
+    end
+    if i > 2 then
+      redis.call('HDEL', KEYS[i], ARGV[3])
+    end
   end
-  redis.call('HSET', KEYS[2], ARGV[3], tonumber(ARGV[4]) * 2 + 1)
+  redis.call('HSET', KEYS[2], ARGV[3], keep + tonumber(ARGV[4]) * 2 + 1)
   if ARGV[1] ~= '' then
     redis.call('HSET', KEYS[2], ARGV[3] .. 'o', ARGV[6])
   end
   redis.call('PEXPIRE', KEYS[2], ARGV[5], 'NX')
 end
 return 1
-`)
+`))
 
 // seedScript adds a month's archived counts to its hash, once however many
 // replicas race: KEYS[1] is the month hash; ARGV: its TTL (ms), then pairs of
@@ -199,7 +215,7 @@ for j = 1, n do
     redis.call('HDEL', bucket, key)
     redis.call('HINCRBY', month, 'u', -1)
     redis.call('HINCRBY', month, day, -1)
-  elseif v == entry % $tag_unit then
+  elseif v and v % $tag_unit == entry % $tag_unit and (v < $tag_unit or v >= $unitless * $tag_unit) then
     redis.call('HSET', bucket, key, v + 1)
   end
 end
@@ -212,7 +228,7 @@ for j = 1, n do
   local held = false
   for i = 1, B do
     local v = tonumber(redis.call('HGET', KEYS[1 + M + i], key))
-    if v and math.abs(bnum[i] * $bucket_ms + math.floor((v % $tag_unit) / 2) - at) < $window_ms then
+    if v and v < $unitless * $tag_unit and math.abs(bnum[i] * $bucket_ms + math.floor((v % $tag_unit) / 2) - at) < $window_ms then
       held = true
       if v >= $tag_unit and v < $claimed * $tag_unit then
         redis.call('HSET', KEYS[1 + M + i], key, $claimed * $tag_unit + v % $tag_unit)
@@ -260,6 +276,7 @@ func withConstants(src string) string {
 		"$window_ms", strconv.FormatInt(window.Milliseconds(), 10),
 		"$tag_unit", strconv.FormatInt(tagUnit, 10),
 		"$claimed", strconv.Itoa(claimedTag),
+		"$unitless", strconv.Itoa(unitlessTag),
 		"$admitted", strconv.Itoa(scriptAdmitted),
 		"$readmitted", strconv.Itoa(scriptReadmitted),
 		"$duplicate", strconv.Itoa(scriptDuplicate),
