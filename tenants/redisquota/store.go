@@ -11,9 +11,11 @@
 //	                         counted before the seed. Expires 35 days after
 //	                         the month ends.
 //	<prefix>{ws}:k:<n>       hash: the dedupe keys recorded in the n-th
-//	                         10-minute bucket since the epoch; each value is the
-//	                         offset in the bucket (ms) * 2 + state. Expires 71
-//	                         minutes after the bucket opens.
+//	                         10-minute bucket since the epoch; each value is
+//	                         tag * 2^21 + the offset in the bucket (ms) * 2 +
+//	                         state (see admitScript), and a settled outcome's
+//	                         receipt beside its key. Expires 71 minutes after
+//	                         the bucket opens.
 //	<prefix>{ws}:r:<batch>   a reconciled batch's guard (24 h).
 //
 // Decisions follow the admission's At, never Redis's clock: Redis's own
@@ -26,7 +28,9 @@
 // admits against a local count per workspace and month, exact on this
 // replica only, and Run writes what was counted locally into Redis once it
 // answers again. Settle and RecordAck are buffered the same way under both
-// policies, since they admit nothing.
+// policies, since they admit nothing. An admission whose answer was lost may
+// have run in Redis; Run settles it once by its dedupe key, so the count
+// ends equal to what was forwarded.
 package redisquota
 
 import (
