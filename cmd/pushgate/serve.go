@@ -91,6 +91,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	cleanup.add(func() { _ = db.Close() })
+	if rq != nil {
+		rq.SeedFrom(db) // a month Redis lost starts from its rolled-up count
+	}
 	ready = append([]api.Checker{{Name: "database", Ping: db.Ping}}, ready...)
 	var devSt *devState
 	if *dev {

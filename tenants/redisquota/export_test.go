@@ -1,4 +1,4 @@
 package redisquota
 
 // ScanCommand lets the external tests count what a client writes.
-var ScanCommand = scanCommand
+var ScanCommand = splitCommand
