@@ -57,7 +57,8 @@ type apiOptions struct {
 	apps             *gateway.Registry
 	rateLimits       map[tenants.Plan]api.RateLimit
 	// quotas wraps the database's quota store, to inject faults.
-	quotas func(tenants.QuotaStore) tenants.QuotaStore
+	quotas       func(tenants.QuotaStore) tenants.QuotaStore
+	meteredPlans map[tenants.Plan]bool
 }
 
 func mustAPI(t testing.TB, dbURL string, o apiOptions) *testAPI {
@@ -83,7 +84,7 @@ func mustAPI(t testing.TB, dbURL string, o apiOptions) *testAPI {
 		Region: o.region, PublicURL: "https://" + o.region + ".gw.example",
 		RegionURLs: map[string]string{"us": "https://us.gw.example", "de": "https://de.gw.example"},
 		Terms:      tenants.Terms{Version: "2026-11-01", URL: "https://gw.example/terms", PublishedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
-		Log:        log,
+		Log:        log, MeteredPlans: o.meteredPlans,
 	})
 	if err := svc.PublishConfiguredTerms(ctx); err != nil {
 		t.Fatal(err)
