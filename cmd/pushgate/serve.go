@@ -47,6 +47,14 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if *dev {
+		err = resolveTokenKey(&cfg, true)
+	} else if cfg.tokenKeys == nil {
+		err = errNoTokenKey
+	}
+	if err != nil {
+		return err
+	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if getenv("GOGC") == "" {
 		// The live heap is small (~5 MiB) and a push leaves ~15 KiB of garbage,
@@ -87,7 +95,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		limits = rq
 	}
 
-	db, svc, err := openTenancy(ctx, cfg, log, *dev, limits)
+	db, svc, err := openTenancy(ctx, cfg, log, *dev, limits, reg)
 	if err != nil {
 		return err
 	}
