@@ -147,11 +147,12 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		Version:  buildInfo(),
 		Ready:    ready,
 
-		Tenants:              svc,
-		PublicURL:            cfg.PublicURL,
-		RegistrationOpen:     cfg.registrationOpen,
-		RegistrationsPerHour: cfg.registrationsPH,
-		TrustProxy:           cfg.trustProxy,
+		Tenants:               svc,
+		PublicURL:             cfg.PublicURL,
+		RegistrationOpen:      cfg.registrationOpen,
+		RegistrationsPerHour:  cfg.registrationsPH,
+		TrustProxy:            cfg.trustProxy,
+		AuthFailuresPerMinute: cfg.authFailuresPM,
 
 		Apps:       apps,
 		Quotas:     quotas,
