@@ -22,16 +22,18 @@ const defaultAuthFailuresPerMinute = 60
 type authFailureLimit struct {
 	clients   *ipLimiter
 	vouch     func(token string) bool
+	now       func() time.Time
 	throttled prometheus.Counter
 }
 
-func newAuthFailureLimit(perMinute int, vouch func(string) bool, reg prometheus.Registerer) *authFailureLimit {
+func newAuthFailureLimit(perMinute int, vouch func(string) bool, now func() time.Time, reg prometheus.Registerer) *authFailureLimit {
 	if perMinute <= 0 {
 		perMinute = defaultAuthFailuresPerMinute
 	}
 	l := &authFailureLimit{
 		clients: newIPLimiter(perMinute*60, perMinute),
 		vouch:   vouch,
+		now:     now,
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pushgate_auth_throttled_total",
 			Help: "Requests answered 429 because their client address had too many failed authentications in the last minute.",
@@ -47,7 +49,7 @@ func (l *authFailureLimit) middleware(token func(*http.Request) string, refuse f
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b := l.clients.bucket(clientIP(r))
-			if now := time.Now(); b.TokensAt(now) < 1 && !l.vouch(token(r)) {
+			if now := l.now(); b.TokensAt(now) < 1 && !l.vouch(token(r)) {
 				l.throttled.Inc()
 				wait := int((1-b.TokensAt(now))*float64(l.clients.every)/float64(time.Second)) + 1
 				refuse(w, r, &tenants.Error{Code: tenants.CodeRateLimited, Reason: "auth_failures", RetryAfterSeconds: wait,
@@ -57,7 +59,7 @@ func (l *authFailureLimit) middleware(token func(*http.Request) string, refuse f
 			sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 			next.ServeHTTP(sw, r)
 			if sw.code == http.StatusUnauthorized {
-				b.Allow()
+				b.AllowN(l.now(), 1)
 			}
 		})
 	}

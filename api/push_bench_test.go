@@ -29,7 +29,7 @@ const benchTopic = "app.pushgate.bench"
 
 // mustBenchApps starts in-process sandbox providers and returns a registry of
 // apps that send to them.
-func mustBenchApps(b *testing.B) *gateway.Registry {
+func mustBenchApps(b testing.TB) *gateway.Registry {
 	b.Helper()
 	dir := b.TempDir()
 	kit, err := sandbox.EnsureDevKit(dir, "", "pushgate-bench")

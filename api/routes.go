@@ -26,7 +26,7 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 
 	// Every route that takes a workspace token limits failed authentications
 	// per client address, answering in its protocol's shape.
-	authLimit := newAuthFailureLimit(d.AuthFailuresPerMinute, d.Tenants.Vouch, d.Registry)
+	authLimit := newAuthFailureLimit(d.AuthFailuresPerMinute, d.Tenants.Vouch, d.Now, d.Registry)
 	mmLimit := authLimit.middleware(mmToken, func(w http.ResponseWriter, r *http.Request, err error) { ps.writeMMError(w, r, err, time.Now()) })
 	rcLimit := authLimit.middleware(bearerToken, func(w http.ResponseWriter, r *http.Request, err error) { ps.writeRCError(w, r, err, time.Now()) })
 	apiLimit := authLimit.middleware(bearerToken, func(w http.ResponseWriter, r *http.Request, err error) { writeAPIError(w, r, d.Log, err) })
