@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgate/pushgate/api"
+	"github.com/pushgate/pushgate/gateway"
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/redisquota"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
@@ -80,7 +81,7 @@ func mustFloodGateway(t *testing.T) *floodGateway {
 	t.Cleanup(quotas.Close)
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	h := api.NewHandler(api.Deps{Log: slog.New(slog.DiscardHandler), Registry: reg, Tenants: svc,
-		Apps: mustBenchApps(t), Quotas: quotas, Now: func() time.Time { return now }, AuthFailuresPerMinute: 60,
+		Apps: mustFloodApps(t), Quotas: quotas, Now: func() time.Time { return now }, AuthFailuresPerMinute: 60,
 		RateLimits: map[tenants.Plan]api.RateLimit{tenants.PlanEnterprise: {PerSecond: 1e6, Burst: 1e6}}})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -243,4 +244,9 @@ func TestLegacyFormatForgeriesCostAtMostTheLimitInQueries(t *testing.T) {
 	if q := g.store.lookups.Load(); q != 60 {
 		t.Fatalf("%d legacy-format forgeries cost %d queries, want 60 (the limit)", n, q)
 	}
+}
+
+func mustFloodApps(t *testing.T) *gateway.Registry {
+	apps, _ := mustSandboxApps(t)
+	return apps
 }

@@ -173,20 +173,17 @@ func handleMattermostPush(ps *pusher) http.Handler {
 		if msg.AckID != "" {
 			key = dedupeKey("mm", msg.DeviceID, msg.AckID)
 		}
-		v, err := ps.admit(r.Context(), p, key)
+		out, err := ps.push(r.Context(), p, key, prep)
 		if err != nil {
-			prep.Release()
 			ps.writeMMError(w, r, err, start)
 			return
 		}
-		if v.Decision == tenants.Duplicate {
-			prep.Release()
+		if out.duplicate {
 			writeMM(w, http.StatusOK, mmOKBody)
 			ps.metrics.observe("mattermost", "duplicate", http.StatusOK, start)
 			return
 		}
-		res = prep.Send(r.Context())
-		ps.settle(r.Context(), p, key, res)
+		res = out.res
 		switch res.Outcome {
 		case gateway.Delivered:
 			writeMM(w, http.StatusOK, mmOKBody)

@@ -59,6 +59,34 @@ type workspaceLimiter struct {
 	lim  *rate.Limiter
 }
 
+// sent is what became of a push that passed admission: a duplicate of one
+// already forwarded (nothing sent) or the provider's answer.
+type sent struct {
+	duplicate bool
+	res       gateway.Result
+}
+
+// push runs a prepared notification through what every protocol shares:
+// admission, delivery and settlement. An error means it was refused and
+// nothing was sent; prep is released either way.
+func (ps *pusher) push(ctx context.Context, p *tenants.Principal, dedupeKey string, prep *gateway.Prepared) (sent, error) {
+	v, err := ps.admit(ctx, p, dedupeKey)
+	if err != nil {
+		prep.Release()
+		return sent{}, err
+	}
+	if v.Decision == tenants.Duplicate {
+		prep.Release()
+		return sent{duplicate: true}, nil
+	}
+	// An admitted push is counted, so it is forwarded and settled even when
+	// the client goes away meanwhile; the gateway's deadline bounds the send.
+	ctx = context.WithoutCancel(ctx)
+	res := prep.Send(ctx)
+	ps.settle(ctx, p, dedupeKey, res)
+	return sent{res: res}, nil
+}
+
 // admit applies the rules that hold on every protocol before anything is
 // sent: workspace standing and terms, the burst limit, and the monthly quota
 // with duplicate suppression. A Duplicate verdict means "already
@@ -68,7 +96,8 @@ func (ps *pusher) admit(ctx context.Context, p *tenants.Principal, dedupeKey str
 		return v, err
 	}
 	now := ps.now().UTC()
-	if wait, ok := ps.allow(&p.Workspace, now); !ok {
+	burst, wait, ok := ps.reserve(&p.Workspace, now)
+	if !ok {
 		return v, &tenants.Error{Code: tenants.CodeRateLimited, Reason: "rate_limit",
 			RetryAfterSeconds: int(wait/time.Second) + 1,
 			Message:           "rate limit: this workspace is sending faster than its plan allows in a burst; retry in a few seconds"}
@@ -76,6 +105,11 @@ func (ps *pusher) admit(ctx context.Context, p *tenants.Principal, dedupeKey str
 	limit := p.Workspace.MonthlyLimit()
 	v, err = ps.quotas.Admit(ctx, tenants.Admission{WorkspaceID: p.Workspace.ID, Limit: limit,
 		LimitVersion: p.Workspace.ChangedAt, DedupeKey: dedupeKey, At: now})
+	if err != nil || v.Decision != tenants.Admitted {
+		// Only a push that is sent spends the burst allowance: refusals
+		// must not turn into rate-limit errors that blame the wrong cause.
+		burst.cancel(now)
+	}
 	if err != nil {
 		return v, err
 	}
@@ -106,15 +140,26 @@ func (ps *pusher) checkThresholds(ctx context.Context, ws *tenants.Workspace, no
 	}
 }
 
-// allow takes one token from the workspace's burst bucket.
-func (ps *pusher) allow(ws *tenants.Workspace, now time.Time) (time.Duration, bool) {
+// reservation is one token taken from a workspace's burst bucket.
+type reservation struct{ r *rate.Reservation }
+
+// cancel gives the token back.
+func (b reservation) cancel(now time.Time) {
+	if b.r != nil {
+		b.r.CancelAt(now)
+	}
+}
+
+// reserve takes one token from the workspace's burst bucket, or says how
+// long until one is free.
+func (ps *pusher) reserve(ws *tenants.Workspace, now time.Time) (reservation, time.Duration, bool) {
 	ps.mu.Lock()
 	l, ok := ps.limiters[ws.ID]
 	if !ok || l.plan != ws.Plan {
 		rl := ps.limits[ws.Plan]
 		if rl.Burst <= 0 {
 			ps.mu.Unlock()
-			return 0, true
+			return reservation{}, 0, true
 		}
 		l = &workspaceLimiter{plan: ws.Plan, lim: rate.NewLimiter(rate.Limit(rl.PerSecond), rl.Burst)}
 		ps.limiters[ws.ID] = l
@@ -123,9 +168,9 @@ func (ps *pusher) allow(ws *tenants.Workspace, now time.Time) (time.Duration, bo
 	r := l.lim.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return d, false
+		return reservation{}, d, false
 	}
-	return 0, true
+	return reservation{r}, 0, true
 }
 
 // settle records what became of an admitted notification that was not delivered.
@@ -141,8 +186,7 @@ func (ps *pusher) settle(ctx context.Context, p *tenants.Principal, dedupeKey st
 	default:
 		outcome = tenants.OutcomeFailed
 	}
-	// The outcome is recorded even when the client has gone away meanwhile.
-	if err := ps.quotas.Settle(context.WithoutCancel(ctx), p.Workspace.ID, dedupeKey, outcome, ps.now().UTC()); err != nil {
+	if err := ps.quotas.Settle(ctx, p.Workspace.ID, dedupeKey, outcome, ps.now().UTC()); err != nil {
 		ps.log.Warn("recording a push outcome failed", "workspace", p.Workspace.ID, "outcome", outcome, "err", err)
 	}
 }

@@ -27,9 +27,9 @@ import (
 
 const benchTopic = "app.pushgate.bench"
 
-// mustBenchApps starts in-process sandbox providers and returns a registry of
-// apps that send to them.
-func mustBenchApps(b testing.TB) *gateway.Registry {
+// mustSandboxApps starts in-process sandbox providers and returns a registry
+// of apps that send to them.
+func mustSandboxApps(b testing.TB) (*gateway.Registry, *sandbox.Server) {
 	b.Helper()
 	dir := b.TempDir()
 	kit, err := sandbox.EnsureDevKit(dir, "", "pushgate-bench")
@@ -68,7 +68,7 @@ func mustBenchApps(b testing.TB) *gateway.Registry {
 		b.Fatal(err)
 	}
 	b.Cleanup(r.Close)
-	return r
+	return r, sb
 }
 
 // discardWriter is a reusable http.ResponseWriter, as net/http's own is pooled.
@@ -100,7 +100,7 @@ func BenchmarkMattermostPush(b *testing.B) {
 
 func benchMattermostPush(b *testing.B, platform string) {
 	ctx := context.Background()
-	apps := mustBenchApps(b)
+	apps, _ := mustSandboxApps(b)
 	db, err := sqlstore.Open(ctx, storetest.SQLite(b), nil)
 	if err != nil {
 		b.Fatal(err)

@@ -148,20 +148,17 @@ func handleRocketChatPush(ps *pusher, kind string) http.Handler {
 			ps.writeRCError(w, r, tenants.Errorf(tenants.CodeUndeliverable, "not sent: %s", res.Reason), start)
 			return
 		}
-		v, err := ps.admit(r.Context(), p, key)
+		out, err := ps.push(r.Context(), p, key, prep)
 		if err != nil {
-			prep.Release()
 			ps.writeRCError(w, r, err, start)
 			return
 		}
-		if v.Decision == tenants.Duplicate {
-			prep.Release()
+		if out.duplicate {
 			writeJSON(w, http.StatusOK, map[string]bool{"duplicate": true})
 			ps.metrics.observe("rocketchat", "duplicate", http.StatusOK, start)
 			return
 		}
-		res = prep.Send(r.Context())
-		ps.settle(r.Context(), p, key, res)
+		res = out.res
 		status := http.StatusOK
 		switch res.Outcome {
 		case gateway.Delivered:

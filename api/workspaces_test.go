@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgate/pushgate/api"
+	"github.com/pushgate/pushgate/gateway"
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
 	"github.com/pushgate/pushgate/tenants/storetest"
@@ -53,6 +54,10 @@ type apiOptions struct {
 	registrationOpen bool
 	perHour          int
 	trustProxy       bool
+	apps             *gateway.Registry
+	rateLimits       map[tenants.Plan]api.RateLimit
+	// quotas wraps the database's quota store, to inject faults.
+	quotas func(tenants.QuotaStore) tenants.QuotaStore
 }
 
 func mustAPI(t *testing.T, dbURL string, o apiOptions) *testAPI {
@@ -83,11 +88,15 @@ func mustAPI(t *testing.T, dbURL string, o apiOptions) *testAPI {
 	if err := svc.PublishConfiguredTerms(ctx); err != nil {
 		t.Fatal(err)
 	}
+	var quotas tenants.QuotaStore = sqlstore.NewQuotaStore(db)
+	if o.quotas != nil {
+		quotas = o.quotas(quotas)
+	}
 	reg := prometheus.NewRegistry()
 	h := api.NewHandler(api.Deps{
 		Log: log, Registry: reg, Tenants: svc, PublicURL: "https://" + o.region + ".gw.example",
 		RegistrationOpen: o.registrationOpen, RegistrationsPerHour: o.perHour, TrustProxy: o.trustProxy,
-		Quotas: sqlstore.NewQuotaStore(db), History: db,
+		Quotas: quotas, History: db, Apps: o.apps, RateLimits: o.rateLimits,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
