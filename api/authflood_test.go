@@ -48,7 +48,7 @@ type floodGateway struct {
 // mustFloodGateway is a gateway on PostgreSQL and Redis with sandbox
 // providers, a signing key, one enterprise workspace, and a clock that stands
 // still (so the failure limit refills by no timing).
-func mustFloodGateway(t *testing.T) *floodGateway {
+func mustFloodGateway(t *testing.T, trustProxy bool) *floodGateway {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, storetest.Postgres(t), nil)
@@ -81,7 +81,7 @@ func mustFloodGateway(t *testing.T) *floodGateway {
 	t.Cleanup(quotas.Close)
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	h := api.NewHandler(api.Deps{Log: slog.New(slog.DiscardHandler), Registry: reg, Tenants: svc,
-		Apps: mustFloodApps(t), Quotas: quotas, Now: func() time.Time { return now }, AuthFailuresPerMinute: 60,
+		Apps: mustFloodApps(t), Quotas: quotas, Now: func() time.Time { return now }, AuthFailuresPerMinute: 60, TrustProxy: trustProxy,
 		RateLimits: map[tenants.Plan]api.RateLimit{tenants.PlanEnterprise: {PerSecond: 1e6, Burst: 1e6}}})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -138,7 +138,7 @@ func gathered(t *testing.T, reg *prometheus.Registry, name, label, value string)
 }
 
 func TestForgedTokenFlood(t *testing.T) {
-	g := mustFloodGateway(t)
+	g := mustFloodGateway(t, false)
 	other, err := tenants.NewTokenKey("k1") // same id, another secret: tokens that look exactly like ours
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestForgedTokenFlood(t *testing.T) {
 }
 
 func TestLegacyFormatForgeriesCostAtMostTheLimitInQueries(t *testing.T) {
-	g := mustFloodGateway(t)
+	g := mustFloodGateway(t, false)
 	client := &http.Client{}
 	const n = 500
 	codes := map[int]int{}
