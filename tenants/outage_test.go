@@ -249,6 +249,29 @@ func TestAuthenticationDuringADatabaseOutage(t *testing.T) {
 		}
 		t.Fatal("the suspension never reached authentication after the database came back")
 	})
+	t.Run("a rotation made when the database is back wins", func(t *testing.T) {
+		f.store.down.Store(true)
+		f.after(2 * time.Second)
+		mustAuth(t, f.svc, reg.Token) // stale, during a second outage
+		f.store.down.Store(false)
+		fresh, _ := f.keys.NewToken("us")
+		if err := f.store.Store.ReplaceToken(ctx, reg.Workspace.ID, tenants.Credential{Hash: tenants.HashToken(fresh), Hint: tenants.TokenHint(fresh)},
+			f.clk.Now(), tenants.AuditEntry{Actor: "test", Action: "workspace.rotate_token", WorkspaceID: reg.Workspace.ID, CreatedAt: f.clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		f.after(2 * time.Second)
+		for range 1000 {
+			if _, err := f.svc.Authenticate(ctx, reg.Token); err != nil {
+				wantCode(t, err, tenants.CodeUnauthorized, "token_unknown")
+				if p := mustAuth(t, f.svc, fresh); p.Workspace.ID != reg.Workspace.ID {
+					t.Fatalf("the new token authenticated %s", p.Workspace.ID)
+				}
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Fatal("the rotated token kept working after the database came back")
+	})
 	t.Run("a stale entry older than auth_stale_max is not served", func(t *testing.T) {
 		other := mustRegister(t, f.svc, "Beta", true)
 		mustAuth(t, f.svc, other.Token)

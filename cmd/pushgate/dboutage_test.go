@@ -85,6 +85,7 @@ func TestPushesSurviveADatabaseOutage(t *testing.T) {
 		"PUSHGATE_AUTH_TIMEOUT":   "1s",
 	}
 	mustRun(t, env, "migrate")
+	created := time.Now()
 	ws := mustRunJSON(t, env, "workspace", "create", "--name", "Alpha", "--email", "ops@alpha.example", "--plan", "enterprise", "--accept-terms", "--json")
 	g := &gatewayUnderTest{sb: sb, env: env, token: ws["token"].(string), id: ws["id"].(string)}
 	g.server = mustServe(t, copyEnv(env))
@@ -157,6 +158,31 @@ func TestPushesSurviveADatabaseOutage(t *testing.T) {
 	})
 
 	pg.start(t)
+	t.Run("a frozen database costs at most auth_timeout, then pushes flow from the cache", func(t *testing.T) {
+		// Once the database answers again, a push refreshes the cache.
+		for range 600 {
+			if strings.Contains(g.stderr.String(), "answers authentication queries again") {
+				break
+			}
+			sendAll(g, "/mm/"+g.token+"/api/v1/send_push", "", 1, 1, mm)
+			time.Sleep(50 * time.Millisecond)
+		}
+		// The change poll's first runs after an outage look back to before
+		// it, past the workspace's creation, and drop its entry; wait until
+		// they no longer reach back that far, then warm the cache.
+		time.Sleep(time.Until(created.Add(14 * time.Second)))
+		if got := tally(sendAll(g, "/mm/"+g.token+"/api/v1/send_push", "", 1, 1, mm)); got[200] != 1 {
+			t.Fatalf("a push with the database back: %v", got)
+		}
+		pg.freeze(t)
+		defer pg.thaw()
+		frozen := sendAll(g, "/mm/"+g.token+"/api/v1/send_push", "", 500, 8, mm)
+		for _, a := range frozen {
+			if a.code != 200 {
+				t.Fatalf("a push with the database frozen: %d %v (all: %v)", a.code, a.body, tally(frozen))
+			}
+		}
+	})
 	t.Run("a suspension made once the database is back wins", func(t *testing.T) {
 		mustRun(t, env, "workspace", "suspend", g.id)
 		for range 600 {

@@ -143,6 +143,23 @@ func (pg *ownPostgres) stop(t *testing.T) {
 	pg.cmd = nil
 }
 
+// freeze stops every process of the server (SIGSTOP to its process group):
+// connections stay open and nothing answers, as with a hung host.
+func (pg *ownPostgres) freeze(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(-pg.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.thaw() })
+}
+
+// thaw lets a frozen server run again.
+func (pg *ownPostgres) thaw() {
+	if pg.cmd != nil {
+		_ = syscall.Kill(-pg.cmd.Process.Pid, syscall.SIGCONT)
+	}
+}
+
 // spareLoopbackPort is a TCP port on 127.0.0.1 that nothing listens on now.
 func spareLoopbackPort(t *testing.T) int {
 	t.Helper()
