@@ -178,28 +178,31 @@ type dbHealth struct {
 	down    atomic.Bool
 	probing atomic.Bool
 
-	mu    sync.Mutex
-	since time.Time
+	mu        sync.Mutex
+	since     time.Time // when the outage started
+	recovered time.Time // when the last outage ended
 }
 
 func (h *dbHealth) isDown() bool { return h.down.Load() }
 
-func (h *dbHealth) failed(err error, now time.Time) {
+// failed records a query that started at started and failed with err; a
+// query that started before the last recovery says nothing new.
+func (h *dbHealth) failed(err error, started time.Time) {
 	if h.down.Load() {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.down.Load() {
+	if h.down.Load() || started.Before(h.recovered) {
 		return
 	}
-	h.since = now
+	h.since = time.Now()
 	h.down.Store(true)
 	h.up.Set(0)
 	h.log.Warn("the database does not answer authentication queries: workspaces authenticated before are served from the cache up to auth_stale_max, unknown tokens get 503 until it answers again", "err", err)
 }
 
-func (h *dbHealth) ok(now time.Time) {
+func (h *dbHealth) ok() {
 	if !h.down.Load() {
 		return
 	}
@@ -208,9 +211,10 @@ func (h *dbHealth) ok(now time.Time) {
 	if !h.down.Load() {
 		return
 	}
+	h.recovered = time.Now()
 	h.down.Store(false)
 	h.up.Set(1)
-	h.log.Info("the database answers authentication queries again", "outage", now.Sub(h.since).Round(time.Millisecond))
+	h.log.Info("the database answers authentication queries again", "outage", h.recovered.Sub(h.since).Round(time.Millisecond))
 }
 
 // tryProbe takes the one slot for a query while the database is down; the

@@ -114,19 +114,20 @@ func (s *Service) CurrentTerms(ctx context.Context) (*Terms, error) {
 	if cached != nil && (age < s.cfg.AuthCacheTTL || s.health.isDown() && age < s.cfg.AuthStaleMax) {
 		return cached, nil
 	}
+	started := time.Now()
 	qctx, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
 	defer cancel()
 	t, err := s.store.CurrentTerms(qctx, now)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.health.failed(err, now)
+			s.health.failed(err, started)
 		}
 		if cached != nil && age < s.cfg.AuthStaleMax {
 			return cached, nil
 		}
 		return nil, err
 	}
-	s.health.ok(now)
+	s.health.ok()
 	if t == nil {
 		return nil, Errorf(CodeInternal, "no terms of service are published")
 	}
@@ -393,18 +394,19 @@ func (s *Service) lookup(ctx context.Context, d digest, kind TokenKind, now time
 			return e.p, nil
 		}
 		// The flight serves every waiting caller: one leaving must not cancel it.
+		started := time.Now()
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.AuthTimeout)
 		defer cancel()
 		p, err := s.loadPrincipal(qctx, hash)
 		switch {
 		case err == nil:
-			s.health.ok(s.now())
+			s.health.ok()
 			s.cache.put(d, p, kind, now)
 		case ErrorCode(err) == CodeUnauthorized:
-			s.health.ok(s.now())
+			s.health.ok()
 			s.cache.unknown.put(d, now)
 		default:
-			s.health.failed(err, s.now())
+			s.health.failed(err, started)
 		}
 		return p, err
 	})
@@ -794,17 +796,18 @@ func (s *Service) WatchChanges(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			started := time.Now()
 			qctx, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
 			ids, err := s.store.ChangedWorkspaces(qctx, last.Add(-skew))
 			cancel()
 			if err != nil {
 				// An outage is logged once, by the health tracker, not every poll.
 				if ctx.Err() == nil {
-					s.health.failed(err, s.now())
+					s.health.failed(err, started)
 				}
 				continue
 			}
-			s.health.ok(s.now())
+			s.health.ok()
 			for _, id := range ids {
 				s.cache.invalidateWorkspace(id)
 			}
