@@ -469,7 +469,7 @@ func (s *Service) newToken() (string, error) {
 
 func errTokenMalformed() *Error {
 	return &Error{Code: CodeUnauthorized, Reason: "token_malformed",
-		Message: "the workspace token is missing or malformed: it starts with pgw_ and is " + fmt.Sprint(TokenLen) + " characters long (" + fmt.Sprint(LegacyTokenLen) + " for tokens issued before 2027); copy it again from your registration"}
+		Message: "the workspace token is missing or malformed: it starts with pgw_ and is " + fmt.Sprint(TokenLen) + " characters long (" + fmt.Sprint(LegacyTokenLen) + " in the older format); copy it again from your registration"}
 }
 
 func errTokenUnknown() *Error {
