@@ -247,6 +247,6 @@ func TestLegacyFormatForgeriesCostAtMostTheLimitInQueries(t *testing.T) {
 }
 
 func mustFloodApps(t *testing.T) *gateway.Registry {
-	apps, _ := mustSandboxApps(t)
+	apps, _ := mustSandboxApps(t, gateway.Options{})
 	return apps
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushgate/pushgate/api"
+	"github.com/pushgate/pushgate/gateway"
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/storetest"
 )
@@ -50,7 +51,7 @@ func (a *testAPI) mmPush(t *testing.T, ctx context.Context, token, ackID string)
 }
 
 func TestRefusedPushesLeaveTheBurstAllowanceAlone(t *testing.T) {
-	apps, _ := mustSandboxApps(t)
+	apps, _ := mustSandboxApps(t, gateway.Options{})
 	var quotas *faultyQuotas
 	a := mustAPI(t, storetest.SQLite(t), apiOptions{registrationOpen: true, apps: apps,
 		rateLimits: map[tenants.Plan]api.RateLimit{tenants.PlanFree: {PerSecond: 0.001, Burst: 5}},
@@ -82,7 +83,7 @@ func TestRefusedPushesLeaveTheBurstAllowanceAlone(t *testing.T) {
 }
 
 func TestAnAdmittedPushIsForwardedWhenTheClientLeaves(t *testing.T) {
-	apps, sb := mustSandboxApps(t)
+	apps, sb := mustSandboxApps(t, gateway.Options{})
 	var (
 		mu     sync.Mutex
 		cancel context.CancelFunc

@@ -29,7 +29,7 @@ const benchTopic = "app.pushgate.bench"
 
 // mustSandboxApps starts in-process sandbox providers and returns a registry
 // of apps that send to them.
-func mustSandboxApps(b testing.TB) (*gateway.Registry, *sandbox.Server) {
+func mustSandboxApps(b testing.TB, opts gateway.Options) (*gateway.Registry, *sandbox.Server) {
 	b.Helper()
 	dir := b.TempDir()
 	kit, err := sandbox.EnsureDevKit(dir, "", "pushgate-bench")
@@ -63,7 +63,7 @@ func mustSandboxApps(b testing.TB) (*gateway.Registry, *sandbox.Server) {
 			TeamID: kit.APNsTeamID, Environment: gateway.EnvDevelopment, Endpoint: sb.URL(), CAFile: caFile},
 		{ID: "android_rn", Kind: gateway.KindFCM, ServiceAccountFile: kit.ServiceAccountFile, Endpoint: sb.URL(), CAFile: caFile},
 	}
-	r, err := gateway.NewRegistry(context.Background(), apps, gateway.Options{}, nil, prometheus.NewRegistry())
+	r, err := gateway.NewRegistry(context.Background(), apps, opts, nil, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func BenchmarkMattermostPush(b *testing.B) {
 
 func benchMattermostPush(b *testing.B, platform string) {
 	ctx := context.Background()
-	apps, _ := mustSandboxApps(b)
+	apps, _ := mustSandboxApps(b, gateway.Options{})
 	db, err := sqlstore.Open(ctx, storetest.SQLite(b), nil)
 	if err != nil {
 		b.Fatal(err)

@@ -60,7 +60,7 @@ type apiOptions struct {
 	quotas func(tenants.QuotaStore) tenants.QuotaStore
 }
 
-func mustAPI(t *testing.T, dbURL string, o apiOptions) *testAPI {
+func mustAPI(t testing.TB, dbURL string, o apiOptions) *testAPI {
 	t.Helper()
 	if o.region == "" {
 		o.region = "us"
@@ -104,7 +104,7 @@ func mustAPI(t *testing.T, dbURL string, o apiOptions) *testAPI {
 }
 
 // call sends a JSON request and decodes the JSON answer.
-func (a *testAPI) call(t *testing.T, method, path, token, body string) (int, map[string]any) {
+func (a *testAPI) call(t testing.TB, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, a.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -126,7 +126,7 @@ func (a *testAPI) call(t *testing.T, method, path, token, body string) (int, map
 	return resp.StatusCode, out
 }
 
-func (a *testAPI) mustRegister(t *testing.T, name string, accept bool) (id, token string) {
+func (a *testAPI) mustRegister(t testing.TB, name string, accept bool) (id, token string) {
 	t.Helper()
 	body := `{"name":"` + name + `","contact_email":"admin@` + strings.ToLower(name) + `.example"`
 	if accept {

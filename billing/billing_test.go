@@ -49,7 +49,7 @@ func TestPlanPricesAndPackagesParse(t *testing.T) {
 	}
 }
 
-func mustService(t *testing.T, stripeURL string) *billing.Service {
+func mustService(t testing.TB, stripeURL string) *billing.Service {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, storetest.SQLite(t), nil)
