@@ -78,18 +78,18 @@ func TestAPNsRequestIsApns2s(t *testing.T) {
 	r := mustRegistry(t, []AppConfig{{ID: "apple_rn", Kind: KindAPNs, Topic: testTopic, KeyFile: kit.APNsKeyFile, KeyID: kit.APNsKeyID,
 		TeamID: kit.APNsTeamID, Environment: EnvDevelopment, Endpoint: srv.URL + "/", CAFile: caFile}}, fastOptions(), nil)
 	p := mustApp(t, r, "apple_rn").prov.(*apnsProvider)
-	reference := &apns2.Client{Host: srv.URL, Token: p.token, HTTPClient: srv.Client()}
+	reference := &apns2.Client{Host: srv.URL, Token: p.signer.token, HTTPClient: srv.Client()}
 
 	expires := time.Unix(1900000000, 0)
 	tests := []struct {
 		name string
-		n    notification
+		n    apnsMessage
 	}{
-		{"alert with priority and expiration", notification{token: "a1b2c3", topic: testTopic, payload: []byte(`{"aps":{"alert":"hi"}}`),
+		{"alert with priority and expiration", apnsMessage{messageCommon: messageCommon{token: "a1b2c3"}, topic: testTopic, payload: []byte(`{"aps":{"alert":"hi"}}`),
 			pushType: apns2.PushTypeAlert, priority: apns2.PriorityHigh, expiration: expires}},
-		{"voip without expiration", notification{token: "d4e5f6", topic: testTopic + ".voip", payload: []byte(`{"aps":{}}`),
+		{"voip without expiration", apnsMessage{messageCommon: messageCommon{token: "d4e5f6"}, topic: testTopic + ".voip", payload: []byte(`{"aps":{}}`),
 			pushType: apns2.PushTypeVOIP, priority: apns2.PriorityHigh}},
-		{"no push type or priority", notification{token: "0a0b", topic: testTopic, payload: []byte(`{}`)}},
+		{"no push type or priority", apnsMessage{messageCommon: messageCommon{token: "0a0b"}, topic: testTopic, payload: []byte(`{}`)}},
 	}
 	compared := []string{"Content-Type", "Content-Length", "Authorization", "Apns-Topic", "Apns-Priority", "Apns-Push-Type", "Apns-Expiration", "Apns-Id", "Apns-Collapse-Id"}
 	for _, tc := range tests {
@@ -117,18 +117,18 @@ func TestAPNsRequestIsApns2s(t *testing.T) {
 	}
 
 	t.Run("a token that is not hex stays inside the path", func(t *testing.T) {
-		n := notification{token: "a/b?c", topic: testTopic, payload: []byte(`{}`)}
+		n := apnsMessage{messageCommon: messageCommon{token: "a/b?c"}, topic: testTopic, payload: []byte(`{}`)}
 		p.send(context.Background(), &n)
 		if got := rec.last(t).uri; got != "/3/device/a%2Fb%3Fc" {
 			t.Errorf("path %q", got)
 		}
 	})
 	t.Run("answers are classified with reason and Retry-After", func(t *testing.T) {
-		n := notification{token: "gone", topic: testTopic, payload: []byte(`{}`)}
+		n := apnsMessage{messageCommon: messageCommon{token: "gone"}, topic: testTopic, payload: []byte(`{}`)}
 		if res := p.send(context.Background(), &n); res.Outcome != DeadToken || res.Reason != apns2.ReasonUnregistered || res.ID == "" {
 			t.Errorf("410: %+v", res)
 		}
-		n = notification{token: "busy", topic: testTopic, payload: []byte(`{}`)}
+		n = apnsMessage{messageCommon: messageCommon{token: "busy"}, topic: testTopic, payload: []byte(`{}`)}
 		if res := p.send(context.Background(), &n); res.Outcome != RetryLater || res.Reason != apns2.ReasonTooManyRequests || res.RetryAfter != 7*time.Second {
 			t.Errorf("429: %+v", res)
 		}
@@ -150,7 +150,7 @@ func TestProviderConnectionPools(t *testing.T) {
 	apns := mustApp(t, r, "apple_rn").prov.(*apnsProvider)
 	fcm := mustApp(t, r, "android_rn").prov.(*fcmProvider)
 
-	n := notification{token: "a1b2c3", topic: testTopic, payload: []byte(`{"aps":{}}`)}
+	n := apnsMessage{messageCommon: messageCommon{token: "a1b2c3"}, topic: testTopic, payload: []byte(`{"aps":{}}`)}
 	if res := apns.send(context.Background(), &n); res.Outcome != RetryLater || !strings.HasPrefix(res.Reason, ReasonTransport) {
 		t.Errorf("APNs over HTTP/1.1: %+v, want a transport failure", res)
 	}
@@ -165,5 +165,8 @@ func TestProviderConnectionPools(t *testing.T) {
 	}
 	if tr := fcm.transport; tr.HTTP2 == nil || tr.HTTP2.SendPingTimeout <= 0 || tr.HTTP2.PingTimeout <= 0 {
 		t.Errorf("fcm: no health pings on the provider connection: %+v", tr.HTTP2)
+	}
+	if fcm.transport.Proxy != nil {
+		t.Error("fcm: without Options.Proxy the transport must not pick a proxy (it would read the process environment)")
 	}
 }

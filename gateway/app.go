@@ -7,33 +7,48 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/sideshow/apns2"
 )
 
-// provider makes one request for a notification and classifies the answer.
+// provider is one app's client for its kind of provider: it builds the
+// kind's own message from a push, makes one request for it and classifies the
+// answer. Each kind lives in its own file and is listed in providerKinds.
 type provider interface {
-	send(ctx context.Context, n *notification) Result
+	// newMessage returns an empty message of the provider's kind, for the app's pool.
+	newMessage() providerMessage
+	buildMattermost(m providerMessage, p *MattermostPush, idOnly bool)
+	buildRocketChat(m providerMessage, p *RocketChatPush, voip bool, now time.Time) error
+	send(ctx context.Context, m providerMessage) Result
 	close()
 }
 
-// notification is one push ready for a provider; apps pool them.
-type notification struct {
-	token string
-	limit int
+// providerMessage is one push built by a provider for its own kind; apps pool them.
+type providerMessage interface {
+	common() *messageCommon
+	// size is the payload size as the provider counts it, its limit, and what to call it.
+	size() (n, limit int, what string)
+	// reset clears the message for reuse; false when it grew too large to keep.
+	reset() bool
+}
 
-	// APNs
-	payload    []byte
-	topic      string
-	pushType   apns2.EPushType
-	priority   int
-	expiration time.Time
-
-	// FCM
-	data map[string]string
-
+// messageCommon is what every kind's message has: the device token and the
+// buffers reused from one send to the next.
+type messageCommon struct {
+	app     *App // whose pool the message belongs to
+	token   string
 	answer  [512]byte // the provider's answer body, while it fits
 	scratch bytes.Buffer
+}
+
+func (c *messageCommon) common() *messageCommon { return c }
+
+// resetCommon clears the shared part; false when its buffer grew too large to keep.
+func (c *messageCommon) resetCommon() bool {
+	if c.scratch.Cap() > 64<<10 {
+		return false
+	}
+	c.token = ""
+	c.scratch.Reset()
+	return true
 }
 
 // App is one push app: its credentials, its provider client and its limits.
@@ -57,27 +72,19 @@ func (a *App) Kind() string { return a.kind }
 // Topic is the APNs bundle id ("" for FCM apps).
 func (a *App) Topic() string { return a.topic }
 
-func (a *App) get() *notification {
-	if n, ok := a.pool.Get().(*notification); ok {
-		return n
+func (a *App) get() providerMessage {
+	if m, ok := a.pool.Get().(providerMessage); ok {
+		return m
 	}
-	n := &notification{payload: make([]byte, 0, 2048)}
-	if a.kind == KindFCM {
-		n.data = make(map[string]string, 24)
-	}
-	return n
+	m := a.prov.newMessage()
+	m.common().app = a
+	return m
 }
 
-func (a *App) put(n *notification) {
-	if cap(n.payload) > 64<<10 || n.scratch.Cap() > 64<<10 {
-		return
+func (a *App) put(m providerMessage) {
+	if m.reset() {
+		a.pool.Put(m)
 	}
-	n.token, n.topic, n.pushType, n.priority, n.limit = "", "", "", 0, 0
-	n.expiration = time.Time{}
-	n.payload = n.payload[:0]
-	clear(n.data)
-	n.scratch.Reset()
-	a.pool.Put(n)
 }
 
 // SendMattermost delivers a Mattermost push through this app. idOnly is the
@@ -101,26 +108,17 @@ func (a *App) SendRocketChat(ctx context.Context, p *RocketChatPush, voip bool) 
 }
 
 // checkSize rejects what the provider would refuse anyway, before spending a request.
-func (a *App) checkSize(n *notification) (Result, bool) {
-	var size int
-	var what string
-	switch {
-	case a.kind == KindFCM:
-		size, what = fcmDataSize(n.data), "FCM data payload"
-	case n.pushType == apns2.PushTypeVOIP:
-		size, what = len(n.payload), "APNs VoIP payload"
-	default:
-		size, what = len(n.payload), "APNs payload"
-	}
-	if size <= n.limit {
+func checkSize(m providerMessage) (Result, bool) {
+	size, limit, what := m.size()
+	if size <= limit {
 		return Result{}, true
 	}
-	return Result{Outcome: Failed, Reason: fmt.Sprintf("%s: %s is %d bytes, limit %d", ReasonPayloadTooLarge, what, size, n.limit)}, false
+	return Result{Outcome: Failed, Reason: fmt.Sprintf("%s: %s is %d bytes, limit %d", ReasonPayloadTooLarge, what, size, limit)}, false
 }
 
 // attempt makes one provider request, waiting for a free slot first so a slow
 // provider pushes back on callers instead of piling up requests.
-func (a *App) attempt(ctx context.Context, n *notification) Result {
+func (a *App) attempt(ctx context.Context, m providerMessage) Result {
 	select {
 	case a.sem <- struct{}{}:
 	default:
@@ -132,7 +130,7 @@ func (a *App) attempt(ctx context.Context, n *notification) Result {
 	}
 	a.m.inflight.Inc()
 	start := time.Now()
-	res := a.prov.send(ctx, n)
+	res := a.prov.send(ctx, m)
 	a.m.latency.Observe(time.Since(start).Seconds())
 	a.m.inflight.Dec()
 	<-a.sem
@@ -141,9 +139,10 @@ func (a *App) attempt(ctx context.Context, n *notification) Result {
 
 // finish records a send's result and logs anything that was not delivered,
 // with the device token masked and never a secret.
-func (a *App) finish(ctx context.Context, n *notification, res Result) Result {
+func (a *App) finish(ctx context.Context, m providerMessage, res Result) Result {
+	token := m.common().token
 	if res.Outcome != Delivered {
-		res.Reason = truncateUTF8(scrub(res.Reason, n.token), 512)
+		res.Reason = truncateUTF8(scrub(res.Reason, token), 512)
 	}
 	if res.Attempts > 1 {
 		a.m.retries.Add(float64(res.Attempts - 1))
@@ -160,7 +159,7 @@ func (a *App) finish(ctx context.Context, n *notification, res Result) Result {
 		attrs := []slog.Attr{
 			slog.String("app", a.id),
 			slog.String("provider", a.kind),
-			slog.String("token", MaskToken(n.token)),
+			slog.String("token", MaskToken(token)),
 			slog.String("outcome", res.Outcome.String()),
 			slog.String("reason", res.Reason),
 			slog.Int("attempts", res.Attempts),

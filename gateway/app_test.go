@@ -16,12 +16,26 @@ import (
 
 // funcProvider is a provider whose one request is a function; the real
 // provider clients are tested against the sandbox.
-type funcProvider func(ctx context.Context, n *notification) Result
+type funcProvider func(ctx context.Context, m providerMessage) Result
 
-func (f funcProvider) send(ctx context.Context, n *notification) Result { return f(ctx, n) }
-func (f funcProvider) close()                                           {}
+// fakeSender builds messages as its kind does and sends them with a function.
+type fakeSender struct {
+	provider
+	send_ funcProvider
+}
 
-func mustTestApp(t testing.TB, kind string, prov provider, opts Options, log *slog.Logger) (*App, *prometheus.Registry) {
+func (f fakeSender) send(ctx context.Context, m providerMessage) Result { return f.send_(ctx, m) }
+func (f fakeSender) close()                                             {}
+
+// kindBuilder is a provider of kind that builds messages but has no client.
+func kindBuilder(kind string) provider {
+	if kind == KindAPNs {
+		return &apnsProvider{topic: testTopic}
+	}
+	return &fcmProvider{}
+}
+
+func mustTestApp(t testing.TB, kind string, send funcProvider, opts Options, log *slog.Logger) (*App, *prometheus.Registry) {
 	t.Helper()
 	opts = opts.withDefaults()
 	reg := prometheus.NewRegistry()
@@ -37,7 +51,7 @@ func mustTestApp(t testing.TB, kind string, prov provider, opts Options, log *sl
 		topic = testTopic
 	}
 	return &App{
-		id: "test_" + kind, kind: kind, topic: topic, prov: prov,
+		id: "test_" + kind, kind: kind, topic: topic, prov: fakeSender{provider: kindBuilder(kind), send_: send},
 		sem: make(chan struct{}, opts.MaxInFlightPerApp),
 		policy: retryPolicy{attempts: opts.Attempts, attemptTimeout: opts.AttemptTimeout, deadline: opts.Deadline,
 			backoffBase: opts.BackoffBase, backoffMax: opts.BackoffMax, jitter: opts.Jitter},
@@ -66,7 +80,7 @@ func TestSendRejectsOversizedPayloadsBeforeSending(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int32
-			a, reg := mustTestApp(t, tc.kind, funcProvider(func(context.Context, *notification) Result { calls.Add(1); return delivered }), Options{}, nil)
+			a, reg := mustTestApp(t, tc.kind, funcProvider(func(context.Context, providerMessage) Result { calls.Add(1); return delivered }), Options{}, nil)
 			res := tc.send(a)
 			if res.Outcome != Failed || res.Reason != tc.reason || res.Attempts != 0 || calls.Load() != 0 {
 				t.Errorf("got %+v after %d requests, want Failed %q without a request", res, calls.Load(), tc.reason)
@@ -82,7 +96,7 @@ func TestSendRejectsOversizedPayloadsBeforeSending(t *testing.T) {
 func TestSendBoundsRequestsInFlight(t *testing.T) {
 	const limit, sends = 4, 64
 	var now, peak atomic.Int32
-	prov := funcProvider(func(ctx context.Context, n *notification) Result {
+	prov := funcProvider(func(ctx context.Context, m providerMessage) Result {
 		c := now.Add(1)
 		for {
 			p := peak.Load()
@@ -111,7 +125,7 @@ func TestSendBoundsRequestsInFlight(t *testing.T) {
 
 func TestWaitingForASlotRespectsTheContext(t *testing.T) {
 	release := make(chan struct{})
-	prov := funcProvider(func(ctx context.Context, n *notification) Result { <-release; return delivered })
+	prov := funcProvider(func(ctx context.Context, m providerMessage) Result { <-release; return delivered })
 	a, _ := mustTestApp(t, KindAPNs, prov, Options{MaxInFlightPerApp: 1, Attempts: 1}, nil)
 	go a.SendMattermost(context.Background(), &MattermostPush{DeviceID: "first"}, false)
 	for len(a.sem) == 0 {
@@ -128,8 +142,8 @@ func TestWaitingForASlotRespectsTheContext(t *testing.T) {
 
 func TestSendCountsOutcomesAndRetries(t *testing.T) {
 	var calls atomic.Int32
-	prov := funcProvider(func(ctx context.Context, n *notification) Result {
-		switch n.token {
+	prov := funcProvider(func(ctx context.Context, m providerMessage) Result {
+		switch m.common().token {
 		case "dead":
 			return Result{Outcome: DeadToken, Reason: "Unregistered"}
 		case "flaky":
@@ -160,9 +174,9 @@ func TestSendCountsOutcomesAndRetries(t *testing.T) {
 
 func TestFailedSendLogsNoDeviceToken(t *testing.T) {
 	token := "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0"
-	prov := funcProvider(func(ctx context.Context, n *notification) Result {
+	prov := funcProvider(func(ctx context.Context, m providerMessage) Result {
 		// a provider error that quotes the URL, token included
-		return Result{Outcome: Failed, Reason: "BadPath: POST /3/device/" + n.token}
+		return Result{Outcome: Failed, Reason: "BadPath: POST /3/device/" + m.common().token}
 	})
 	var logs bytes.Buffer
 	a, _ := mustTestApp(t, KindAPNs, prov, Options{}, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -177,7 +191,7 @@ func TestFailedSendLogsNoDeviceToken(t *testing.T) {
 
 func TestSuccessfulSendLogsNothingAtInfo(t *testing.T) {
 	var logs bytes.Buffer
-	a, _ := mustTestApp(t, KindAPNs, funcProvider(func(context.Context, *notification) Result { return delivered }),
+	a, _ := mustTestApp(t, KindAPNs, funcProvider(func(context.Context, providerMessage) Result { return delivered }),
 		Options{}, slog.New(slog.NewTextHandler(&logs, nil)))
 	a.SendMattermost(context.Background(), &MattermostPush{DeviceID: "d"}, false)
 	if logs.Len() != 0 {
@@ -206,7 +220,7 @@ func TestSendPathAllocations(t *testing.T) {
 	message := mustDecodeSample[MattermostPush](t, "mattermost-message.json")
 	rc := mustDecodeSample[RocketChatPush](t, "rocketchat-message.json")
 	for _, kind := range []string{KindAPNs, KindFCM} {
-		a, _ := mustTestApp(t, kind, funcProvider(func(context.Context, *notification) Result { return delivered }), Options{}, nil)
+		a, _ := mustTestApp(t, kind, funcProvider(func(context.Context, providerMessage) Result { return delivered }), Options{}, nil)
 		ctx := context.Background()
 		if got := testing.AllocsPerRun(200, func() { a.SendMattermost(ctx, &message, false) }); got > budget {
 			t.Errorf("%s Mattermost send: %.0f allocs, budget %d", kind, got, budget)
@@ -221,7 +235,7 @@ func BenchmarkSendMattermost(b *testing.B) {
 	message := mustDecodeSample[MattermostPush](b, "mattermost-message.json")
 	for _, kind := range []string{KindAPNs, KindFCM} {
 		b.Run(kind, func(b *testing.B) {
-			a, _ := mustTestApp(b, kind, funcProvider(func(context.Context, *notification) Result { return delivered }), Options{}, nil)
+			a, _ := mustTestApp(b, kind, funcProvider(func(context.Context, providerMessage) Result { return delivered }), Options{}, nil)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -237,7 +251,7 @@ func BenchmarkSendRocketChat(b *testing.B) {
 	message := mustDecodeSample[RocketChatPush](b, "rocketchat-message.json")
 	for _, kind := range []string{KindAPNs, KindFCM} {
 		b.Run(kind, func(b *testing.B) {
-			a, _ := mustTestApp(b, kind, funcProvider(func(context.Context, *notification) Result { return delivered }), Options{}, nil)
+			a, _ := mustTestApp(b, kind, funcProvider(func(context.Context, providerMessage) Result { return delivered }), Options{}, nil)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -267,7 +281,7 @@ func BenchmarkPrepare(b *testing.B) {
 	for _, d := range dialects {
 		for _, kind := range []string{KindAPNs, KindFCM} {
 			b.Run(d.name+"/"+kind, func(b *testing.B) {
-				a, _ := mustTestApp(b, kind, funcProvider(func(context.Context, *notification) Result { return delivered }), Options{}, nil)
+				a, _ := mustTestApp(b, kind, funcProvider(func(context.Context, providerMessage) Result { return delivered }), Options{}, nil)
 				b.ReportAllocs()
 				for b.Loop() {
 					prep, res := d.prepare(a)

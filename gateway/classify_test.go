@@ -34,7 +34,7 @@ func TestClassifyAPNs(t *testing.T) {
 		{"bad topic is failed", 400, "BadTopic", Failed},
 		{"topic disallowed is failed", 400, "TopicDisallowed", Failed},
 		{"invalid provider token is failed", 403, "InvalidProviderToken", Failed},
-		{"expired provider token is failed", 403, "ExpiredProviderToken", Failed},
+		{"expired provider token is retry later (a new one is signed)", 403, "ExpiredProviderToken", RetryLater},
 		{"bad certificate environment is failed", 403, "BadCertificateEnvironment", Failed},
 		{"unknown 4xx is failed", 400, "SomethingNew", Failed},
 	}

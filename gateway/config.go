@@ -111,63 +111,12 @@ func ValidateApps(apps []AppConfig) error {
 				bad("endpoint", "%q is not an absolute http(s) URL", a.Endpoint)
 			}
 		}
-		switch a.Kind {
-		case KindAPNs:
-			if a.Topic == "" {
-				bad("topic", "is required for kind apns (the app's bundle id)")
-			} else if strings.HasSuffix(a.Topic, ".voip") {
-				bad("topic", "%q must be the bundle id; VoIP pushes use <topic>.voip automatically", a.Topic)
+		validateKind(a, bad)
+		if a.Kind == KindFCM && a.Default {
+			defaults++
+			if defaults > 1 {
+				bad("default", "only one fcm app can be the default")
 			}
-			token := a.KeyFile != "" || a.KeyID != "" || a.TeamID != ""
-			cert := a.CertFile != "" || a.CertPassword != ""
-			switch {
-			case token && cert:
-				bad("key_file", "token auth (key_file, key_id, team_id) and certificate auth (cert_file) are exclusive; set one")
-			case token:
-				if a.KeyFile == "" {
-					bad("key_file", "is required for token auth (the .p8 key)")
-				}
-				if a.KeyID == "" {
-					bad("key_id", "is required for token auth")
-				}
-				if a.TeamID == "" {
-					bad("team_id", "is required for token auth")
-				}
-			case cert:
-				if a.CertFile == "" {
-					bad("cert_file", "is required for certificate auth (PEM or .p12)")
-				}
-			default:
-				bad("key_file", "set token auth (key_file, key_id, team_id) or certificate auth (cert_file)")
-			}
-			if a.Environment != EnvProduction && a.Environment != EnvDevelopment {
-				bad("environment", "must be %q or %q, got %q", EnvProduction, EnvDevelopment, a.Environment)
-			}
-			if a.ServiceAccountFile != "" {
-				bad("service_account_file", "is only for kind fcm")
-			}
-			if a.Default {
-				bad("default", "is only for kind fcm")
-			}
-		case KindFCM:
-			if a.ServiceAccountFile == "" {
-				bad("service_account_file", "is required for kind fcm")
-			}
-			for _, f := range [...]struct{ field, v string }{{"topic", a.Topic}, {"key_file", a.KeyFile},
-				{"key_id", a.KeyID}, {"team_id", a.TeamID}, {"cert_file", a.CertFile},
-				{"cert_password", a.CertPassword}, {"environment", a.Environment}} {
-				if f.v != "" {
-					bad(f.field, "is only for kind apns")
-				}
-			}
-			if a.Default {
-				defaults++
-				if defaults > 1 {
-					bad("default", "only one fcm app can be the default")
-				}
-			}
-		default:
-			bad("kind", "must be %q or %q, got %q", KindAPNs, KindFCM, a.Kind)
 		}
 	}
 	return errors.Join(errs...)

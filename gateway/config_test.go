@@ -195,7 +195,7 @@ func TestRegistryLookups(t *testing.T) {
 	t.Run("apps sharing a key share one signing token", func(t *testing.T) {
 		one, _ := r.App("apple")
 		two, _ := r.App("apple_rn")
-		if one.prov.(*apnsProvider).token != two.prov.(*apnsProvider).token {
+		if one.prov.(*apnsProvider).signer != two.prov.(*apnsProvider).signer {
 			t.Error("two tokens for one key")
 		}
 	})

@@ -2,7 +2,9 @@
 // credentials of the official apps.
 //
 // A Registry holds one App per entry of the apps file, each with one provider
-// client (one HTTP/2 connection pool) used by every workspace. An App builds
+// client (one HTTP/2 connection pool) used by every workspace. Each kind of
+// provider (apns.go, fcm.go) builds its own message type, sends it and
+// classifies the answer; providerKinds lists the kinds. An App builds
 // the payload the official Mattermost or Rocket.Chat app expects, refuses it
 // if it is over the provider's size limit, and sends it through one retry loop
 // shared by both providers. Every send ends in one Outcome:
@@ -15,7 +17,9 @@
 //     SENDER_ID_MISMATCH is Failed: the token belongs to another Firebase
 //     project, which is our configuration, not the device's.
 //   - RetryLater: 429, 5xx, transport errors and timeouts, with the
-//     provider's Retry-After.
+//     provider's Retry-After; also our credential refused as stale (APNs
+//     ExpiredProviderToken, FCM 401 UNAUTHENTICATED), which the send rebuilds
+//     for the next attempt.
 //   - Failed: everything else (payload, topic, our credentials), with the
 //     provider's reason.
 //

@@ -9,13 +9,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,17 +28,48 @@ const fcmLimit = 4096
 
 const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
 
+// fcmMessage is one FCM message: the data-only payload the official apps read.
+type fcmMessage struct {
+	messageCommon
+	data  map[string]string
+	limit int
+}
+
+func (n *fcmMessage) size() (int, int, string) {
+	return fcmDataSize(n.data), n.limit, "FCM data payload"
+}
+
+func (n *fcmMessage) reset() bool {
+	if !n.resetCommon() {
+		return false
+	}
+	n.limit = 0
+	clear(n.data)
+	return true
+}
+
 // fcmProvider speaks FCM's HTTP v1 API itself with the app's service account:
 // one POST of the message, built without reflection, per attempt, and no
 // retries of its own (App's retry policy is the only retry loop). The OAuth
 // exchange goes to the account's own token_uri; the access token is reused
 // until shortly before it expires.
 type fcmProvider struct {
-	url       *url.URL // <endpoint>/projects/<project_id>/messages:send
-	tokens    oauth2.TokenSource
-	authz     atomic.Pointer[fcmAuthorization]
+	url    *url.URL // <endpoint>/projects/<project_id>/messages:send
+	tokens atomic.Pointer[fcmTokens]
+	authz  atomic.Pointer[fcmAuthorization]
+	// newTokens builds an empty token cache from the service-account file as it is now.
+	newTokens func() *fcmTokens
+	dropMu    sync.Mutex // guards replacing tokens and dropLimit
+	dropLimit refreshLimiter
+	now       func() time.Time
+	m         *appMetrics
 	rt        http.RoundTripper
 	transport *http.Transport
+}
+
+// fcmTokens is one cache of access tokens, replaced whole when FCM refuses its token.
+type fcmTokens struct {
+	src oauth2.TokenSource
 }
 
 // fcmAuthorization is the Authorization header of one access token.
@@ -92,6 +123,15 @@ func loadServiceAccount(path string) ([]byte, serviceAccount, error) {
 	return raw, sa, nil
 }
 
+// fcmFields are the apps-file keys of kind fcm.
+var fcmFields = []string{"service_account_file", "default"}
+
+func validateFCM(a AppConfig, bad func(field, format string, args ...any)) {
+	if a.ServiceAccountFile == "" {
+		bad("service_account_file", "is required for kind fcm")
+	}
+}
+
 // fcmEndpoint accepts a bare origin ("https://host:8443") or a full base URL ending in /v1.
 func fcmEndpoint(endpoint string) string {
 	endpoint = strings.TrimRight(endpoint, "/")
@@ -101,7 +141,16 @@ func fcmEndpoint(endpoint string) string {
 	return endpoint
 }
 
-func newFCM(cfg AppConfig, opts Options) (*fcmProvider, error) {
+func openFCM(cfg AppConfig, env providerEnv) (provider, error) {
+	p, err := newFCM(cfg, env)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func newFCM(cfg AppConfig, env providerEnv) (*fcmProvider, error) {
+	opts := env.opts
 	raw, sa, err := loadServiceAccount(cfg.ServiceAccountFile)
 	if err != nil {
 		return nil, fmt.Errorf("service_account_file %s: %w", cfg.ServiceAccountFile, err)
@@ -123,8 +172,9 @@ func newFCM(cfg AppConfig, opts Options) (*fcmProvider, error) {
 		return nil, fmt.Errorf("endpoint %q is not an absolute URL", cfg.Endpoint)
 	}
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 20 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// Only Options.Proxy, never the process environment: cmd decides.
+		Proxy:                 httpProxy(opts.Proxy),
+		DialContext:           opts.dial,
 		TLSClientConfig:       tlsCfg,
 		ForceAttemptHTTP2:     true,
 		HTTP2:                 &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
@@ -139,17 +189,71 @@ func newFCM(cfg AppConfig, opts Options) (*fcmProvider, error) {
 	// The token exchange runs outside any push's context, so it gets its own
 	// bound. JWTConfig's source is already a reusing one.
 	tokenClient := &http.Client{Transport: tr, Timeout: opts.AttemptTimeout}
-	tokens := jwtCfg.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, tokenClient))
-	return &fcmProvider{url: u, tokens: tokens, rt: tr, transport: tr}, nil
+	tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, tokenClient)
+	p := &fcmProvider{url: u, rt: tr, transport: tr, now: opts.Now, m: env.m, dropLimit: refreshLimiter{interval: fcmRefreshInterval}}
+	p.newTokens = func() *fcmTokens {
+		// A file fixed since the start is used; one that broke since is not.
+		if raw, fresh, err := loadServiceAccount(cfg.ServiceAccountFile); err == nil && fresh.ProjectID == sa.ProjectID {
+			if c, err := google.JWTConfigFromJSON(raw, fcmScope); err == nil {
+				jwtCfg = c // only under dropMu, or before the provider is shared
+			}
+		}
+		return &fcmTokens{src: jwtCfg.TokenSource(tokenCtx)}
+	}
+	p.tokens.Store(&fcmTokens{src: jwtCfg.TokenSource(tokenCtx)})
+	return p, nil
+}
+
+// dropTokens replaces the token cache that FCM refused a token of, unless
+// another push already did or the last replacement is too recent.
+func (p *fcmProvider) dropTokens(refused *fcmTokens) refreshResult {
+	p.dropMu.Lock()
+	defer p.dropMu.Unlock()
+	if p.tokens.Load() != refused {
+		return refreshDone
+	}
+	if !p.dropLimit.allow(p.now()) {
+		return refreshRateLimited
+	}
+	p.tokens.Store(p.newTokens())
+	return refreshed
+}
+
+// httpProxy adapts Options.Proxy to http.Transport's.
+func httpProxy(proxy func(*url.URL) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
+	if proxy == nil {
+		return nil
+	}
+	return func(r *http.Request) (*url.URL, error) { return proxy(r.URL) }
 }
 
 // fcmDefaultEndpoint is FCM's HTTP v1 base URL.
 const fcmDefaultEndpoint = "https://fcm.googleapis.com/v1"
 
-func (p *fcmProvider) send(ctx context.Context, n *notification) Result {
-	authz, err := p.authorization()
+func (p *fcmProvider) newMessage() providerMessage {
+	return &fcmMessage{data: make(map[string]string, 24)}
+}
+
+func (p *fcmProvider) buildMattermost(m providerMessage, push *MattermostPush, idOnly bool) {
+	buildMattermostFCM(m.(*fcmMessage), push, idOnly)
+}
+
+func (p *fcmProvider) buildRocketChat(m providerMessage, push *RocketChatPush, _ bool, _ time.Time) error {
+	return buildRocketChatFCM(m.(*fcmMessage), push)
+}
+
+func (p *fcmProvider) send(ctx context.Context, m providerMessage) Result {
+	n := m.(*fcmMessage)
+	tokens := p.tokens.Load()
+	authz, err := p.authorization(tokens)
 	if err != nil {
-		return fcmTransportResult(ctx, err)
+		res := fcmTransportResult(ctx, err)
+		var re *oauth2.RetrieveError
+		if res.Outcome == Failed && errors.As(err, &re) {
+			// The token endpoint refused the service account: read its file again, in case it was fixed.
+			p.m.refreshed(p.dropTokens(tokens))
+		}
+		return res
 	}
 	body := appendFCMRequest(make([]byte, 0, fcmRequestSize(n)), n)
 	h := http.Header{
@@ -179,7 +283,11 @@ func (p *fcmProvider) send(ctx context.Context, n *notification) Result {
 	if resp.StatusCode >= 400 {
 		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
-	return classifyFCM(resp.StatusCode, answer, retryAfter)
+	res := classifyFCM(resp.StatusCode, answer, retryAfter)
+	if resp.StatusCode == http.StatusUnauthorized && res.Reason == "UNAUTHENTICATED" {
+		p.m.refreshed(p.dropTokens(tokens))
+	}
+	return res
 }
 
 // fcmMessageName reads the name out of FCM's answer to a send,
@@ -215,8 +323,8 @@ func fcmMessageName(answer []byte) (string, bool) {
 
 // authorization is the Authorization header for the current access token,
 // fetching a new token when the last one is about to expire.
-func (p *fcmProvider) authorization() ([]string, error) {
-	tok, err := p.tokens.Token()
+func (p *fcmProvider) authorization(tokens *fcmTokens) ([]string, error) {
+	tok, err := tokens.src.Token()
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +337,7 @@ func (p *fcmProvider) authorization() ([]string, error) {
 }
 
 // fcmRequestSize is the length of appendFCMRequest's output.
-func fcmRequestSize(n *notification) int {
+func fcmRequestSize(n *fcmMessage) int {
 	size := len(`{"message":{"android":{"priority":"high"},"token":}}`) + jsonStringLen(n.token)
 	if len(n.data) > 0 {
 		size += len(`"data":{},`) + len(n.data) - 1 // the commas between entries
@@ -243,7 +351,7 @@ func fcmRequestSize(n *notification) int {
 // appendFCMRequest appends the body of a messages:send request: the message
 // laid out as the Firebase Admin SDK lays it out (data keys sorted, then
 // android, then token).
-func appendFCMRequest(b []byte, n *notification) []byte {
+func appendFCMRequest(b []byte, n *fcmMessage) []byte {
 	var buf [32]string
 	keys := buf[:0]
 	for k := range n.data {
@@ -294,6 +402,11 @@ func classifyFCM(status int, body []byte, retryAfter time.Duration) Result {
 		return Result{Outcome: Failed, Reason: "THIRD_PARTY_AUTH_ERROR: " + message}
 	case "INVALID_ARGUMENT":
 		return fcmInvalidArgument(message, e)
+	case "":
+		if status == http.StatusUnauthorized {
+			// Our access token was refused: the send drops it, the next attempt gets a new one.
+			return Result{Outcome: RetryLater, Reason: "UNAUTHENTICATED"}
+		}
 	}
 	if e.Error.Status == "INVALID_ARGUMENT" || (e.Error.Status == "" && status == http.StatusBadRequest) {
 		return fcmInvalidArgument(message, e)

@@ -97,7 +97,7 @@ func prepareMattermost(p *MattermostPush, idOnly bool) MattermostPush {
 
 // buildMattermostAPNs fills n with the APNs request the official apps expect,
 // mirroring mattermost-push-proxy's AppleNotificationServer.
-func buildMattermostAPNs(n *notification, topic string, p *MattermostPush, idOnly bool) {
+func buildMattermostAPNs(n *apnsMessage, topic string, p *MattermostPush, idOnly bool) {
 	q := prepareMattermost(p, idOnly)
 	n.token = q.DeviceID
 	n.priority = apns2.PriorityHigh
@@ -213,7 +213,7 @@ func appendMattermostVoIP(b []byte, q *MattermostPush) []byte {
 
 // buildMattermostFCM fills n with the data-only FCM message the official
 // Android app expects, mirroring mattermost-push-proxy's AndroidNotificationServer.
-func buildMattermostFCM(n *notification, p *MattermostPush, idOnly bool) {
+func buildMattermostFCM(n *fcmMessage, p *MattermostPush, idOnly bool) {
 	q := prepareMattermost(p, idOnly)
 	n.token = q.DeviceID
 	n.limit = fcmLimit

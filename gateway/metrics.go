@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -13,6 +14,9 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	inflight *prometheus.GaugeVec
 	retries  *prometheus.CounterVec
+	// refreshes counts credentials rebuilt after a provider refused them, by result.
+	refreshes  *prometheus.CounterVec
+	certExpiry *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,6 +38,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pushgate_provider_retries_total",
 			Help: "Provider requests repeated after a transient failure.",
 		}, []string{"app", "provider"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushgate_provider_credential_refreshes_total",
+			Help: "Requests to rebuild an app's provider credential after the provider refused it (APNs ExpiredProviderToken, FCM 401), by result.",
+		}, []string{"app", "result"}),
+		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pushgate_provider_certificate_expiry_timestamp_seconds",
+			Help: "When the client certificate of a certificate-auth APNs app expires, in Unix seconds.",
+		}, []string{"app"}),
 	}
 	var err error
 	if m.sends, err = register(reg, m.sends); err != nil {
@@ -46,6 +58,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.retries, err = register(reg, m.retries); err != nil {
+		return nil, err
+	}
+	if m.refreshes, err = register(reg, m.refreshes); err != nil {
+		return nil, err
+	}
+	if m.certExpiry, err = register(reg, m.certExpiry); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -73,6 +91,8 @@ type appMetrics struct {
 	latency       prometheus.Observer
 	inflight      prometheus.Gauge
 	retries       prometheus.Counter
+	refreshes     *prometheus.CounterVec
+	certExpiryVec *prometheus.GaugeVec
 }
 
 func (m *metrics) forApp(app, provider string) *appMetrics {
@@ -83,6 +103,9 @@ func (m *metrics) forApp(app, provider string) *appMetrics {
 		latency:  m.latency.WithLabelValues(app, provider),
 		inflight: m.inflight.WithLabelValues(app),
 		retries:  m.retries.WithLabelValues(app, provider),
+
+		refreshes:     m.refreshes,
+		certExpiryVec: m.certExpiry,
 	}
 	for i := range am.sends {
 		am.sends[i] = make([]atomic.Pointer[prometheus.Counter], len(knownReasons))
@@ -108,4 +131,16 @@ func (am *appMetrics) sent(res Result) {
 		c = slot.Load()
 	}
 	(*c).Inc()
+}
+
+// refreshed counts one request to rebuild the app's credential; one that
+// another push already served is not counted.
+func (am *appMetrics) refreshed(r refreshResult) {
+	if r != refreshDone {
+		am.refreshes.WithLabelValues(am.app, r.String()).Inc()
+	}
+}
+
+func (am *appMetrics) certExpiry(notAfter time.Time) {
+	am.certExpiryVec.WithLabelValues(am.app).Set(float64(notAfter.Unix()))
 }

@@ -56,19 +56,15 @@ func mustMatchGolden(t *testing.T, name string, got []byte) {
 	}
 }
 
-func newTestNotification(kind string) *notification {
-	n := &notification{}
-	if kind == KindFCM {
-		n.data = map[string]string{}
-	}
-	return n
-}
+func newTestAPNs() *apnsMessage { return &apnsMessage{} }
+
+func newTestFCM() *fcmMessage { return &fcmMessage{data: map[string]string{}} }
 
 // fcmWire is the message as pushgate sends it to FCM. It must be what the
 // Firebase Admin SDK would send for the same message: the same bytes, apart
 // from characters that encoding/json escapes and pushgate need not (<, >, &,
 // U+2028, U+2029 and some control characters), where the JSON must be equal.
-func fcmWire(t *testing.T, n *notification) []byte {
+func fcmWire(t *testing.T, n *fcmMessage) []byte {
 	t.Helper()
 	var req struct {
 		Message json.RawMessage `json:"message"`
@@ -111,7 +107,7 @@ func TestFCMRequestIsTheSDKsMessage(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newTestNotification(KindFCM)
+			n := newTestFCM()
 			n.token, n.data = tc.token, tc.data
 			fcmWire(t, n)
 		})
@@ -158,7 +154,7 @@ func TestMattermostAPNsPayloads(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newTestNotification(KindAPNs)
+			n := newTestAPNs()
 			before := tc.push
 			buildMattermostAPNs(n, testTopic, &tc.push, tc.idOnly)
 			if tc.push != before {
@@ -184,12 +180,13 @@ func TestMattermostIDOnlyLeavesNoContent(t *testing.T) {
 	secrets := []string{message.Message, message.ChannelName, message.SenderName, message.OverrideUsername, message.OverrideIconURL}
 	for _, kind := range []string{KindAPNs, KindFCM} {
 		t.Run(kind, func(t *testing.T) {
-			n := newTestNotification(kind)
 			var got []byte
 			if kind == KindAPNs {
+				n := newTestAPNs()
 				buildMattermostAPNs(n, testTopic, &message, true)
 				got = n.payload
 			} else {
+				n := newTestFCM()
 				buildMattermostFCM(n, &message, true)
 				got = fcmWire(t, n)
 			}
@@ -225,7 +222,7 @@ func TestMattermostFCMPayloads(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newTestNotification(KindFCM)
+			n := newTestFCM()
 			buildMattermostFCM(n, &tc.push, tc.idOnly)
 			mustMatchGolden(t, tc.golden, fcmWire(t, n))
 			if n.limit != fcmLimit {
@@ -257,7 +254,7 @@ func TestMattermostTruncatesOnRuneBoundaries(t *testing.T) {
 		t.Error("a message at the limit must not be cut")
 	}
 
-	n := newTestNotification(KindAPNs)
+	n := newTestAPNs()
 	buildMattermostAPNs(n, testTopic, &p, false)
 	var decoded struct {
 		APS struct {
@@ -317,7 +314,7 @@ func TestRocketChatAPNsPayloads(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newTestNotification(KindAPNs)
+			n := newTestAPNs()
 			if err := buildRocketChatAPNs(n, testTopic, &tc.push, tc.voip, now); err != nil {
 				t.Fatal(err)
 			}
@@ -332,7 +329,7 @@ func TestRocketChatAPNsPayloads(t *testing.T) {
 	}
 
 	t.Run("ejson is the payload as a JSON string", func(t *testing.T) {
-		n := newTestNotification(KindAPNs)
+		n := newTestAPNs()
 		if err := buildRocketChatAPNs(n, testTopic, &message, false, now); err != nil {
 			t.Fatal(err)
 		}
@@ -352,7 +349,7 @@ func TestRocketChatAPNsPayloads(t *testing.T) {
 
 	t.Run("invalid payload is refused", func(t *testing.T) {
 		p := RocketChatPush{Token: "t", Options: RocketChatOptions{Payload: json.RawMessage(`{"a":`)}}
-		if err := buildRocketChatAPNs(newTestNotification(KindAPNs), testTopic, &p, false, now); err == nil {
+		if err := buildRocketChatAPNs(newTestAPNs(), testTopic, &p, false, now); err == nil {
 			t.Error("want an error")
 		}
 	})
@@ -373,7 +370,7 @@ func TestRocketChatFCMPayloads(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newTestNotification(KindFCM)
+			n := newTestFCM()
 			if err := buildRocketChatFCM(n, &tc.push); err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -27,8 +28,15 @@ type Options struct {
 	BackoffMax time.Duration
 	// Jitter turns a nominal backoff into the actual wait (default: uniform in [d/2, d]).
 	Jitter func(time.Duration) time.Duration
-	// Now is the clock for payload timestamps (default time.Now).
+	// Now is the clock for payload timestamps and credential refresh limits (default time.Now).
 	Now func() time.Time
+	// Proxy picks the HTTP CONNECT proxy for a provider URL, nil for none
+	// (httpproxy.Config's ProxyFunc gives HTTPS_PROXY and NO_PROXY semantics).
+	// Nil: every provider is dialled directly.
+	Proxy func(*url.URL) (*url.URL, error)
+
+	// dial opens the TCP connections to providers and proxies (tests map names to loopback).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (o Options) withDefaults() Options {
@@ -58,6 +66,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.dial == nil {
+		o.dial = (&net.Dialer{Timeout: 20 * time.Second, KeepAlive: 15 * time.Second}).DialContext
 	}
 	return o
 }
@@ -97,17 +108,11 @@ func NewRegistry(ctx context.Context, apps []AppConfig, opts Options, log *slog.
 		jitter:         opts.Jitter,
 	}
 	r := &Registry{byID: make(map[string]*App, len(apps)), byTopic: make(map[string]*App)}
-	tokens := apnsTokens{}
+	shared := map[string]any{}
 	explicitDefault := hasExplicitDefault(apps)
 	for _, cfg := range apps {
-		var prov provider
-		var err error
-		switch cfg.Kind {
-		case KindAPNs:
-			prov, err = newAPNs(cfg, tokens, log)
-		case KindFCM:
-			prov, err = newFCM(cfg, opts)
-		}
+		am := m.forApp(cfg.ID, cfg.Kind)
+		prov, err := providerKinds[cfg.Kind].open(cfg, providerEnv{opts: opts, log: log, m: am, shared: shared})
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("app %s: %w", cfg.ID, err)
@@ -121,12 +126,12 @@ func NewRegistry(ctx context.Context, apps []AppConfig, opts Options, log *slog.
 			policy: policy,
 			now:    opts.Now,
 			log:    log,
-			m:      m.forApp(cfg.ID, cfg.Kind),
+			m:      am,
 		}
 		log.Info("push app ready", "app", a.id, "kind", a.kind, "topic", a.topic, "endpoint", redactedURL(cfg.Endpoint))
 		r.apps = append(r.apps, a)
 		r.byID[a.id] = a
-		if a.kind == KindAPNs {
+		if a.topic != "" {
 			if _, taken := r.byTopic[a.topic]; !taken {
 				r.byTopic[a.topic] = a // the first app with a topic answers for it
 			}

@@ -90,7 +90,7 @@ func (o *RocketChatOptions) ejson(scratch *bytes.Buffer) (string, error) {
 }
 
 // buildRocketChatAPNs fills n with the APNs request Rocket.Chat's own gateway sends.
-func buildRocketChatAPNs(n *notification, topic string, p *RocketChatPush, voip bool, now time.Time) error {
+func buildRocketChatAPNs(n *apnsMessage, topic string, p *RocketChatPush, voip bool, now time.Time) error {
 	o := &p.Options
 	ejson, err := o.ejson(&n.scratch)
 	if err != nil {
@@ -141,7 +141,7 @@ func buildRocketChatAPNs(n *notification, topic string, p *RocketChatPush, voip 
 }
 
 // buildRocketChatFCM fills n with the data-only FCM message Rocket.Chat's Android app reads.
-func buildRocketChatFCM(n *notification, p *RocketChatPush) error {
+func buildRocketChatFCM(n *fcmMessage, p *RocketChatPush) error {
 	o := &p.Options
 	ejson, err := o.ejson(&n.scratch)
 	if err != nil {

@@ -1,13 +1,16 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +27,94 @@ const (
 	pingAfter   = 15 * time.Second
 	pingTimeout = 15 * time.Second
 )
+
+// dialProvider opens a TCP connection to addr (host:port of target), through
+// an HTTP CONNECT tunnel when proxy names a proxy for target.
+func dialProvider(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error),
+	proxy func(*url.URL) (*url.URL, error), target *url.URL, addr string) (net.Conn, error) {
+	var via *url.URL
+	if proxy != nil {
+		var err error
+		if via, err = proxy(target); err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+	}
+	if via == nil {
+		return dial(ctx, "tcp", addr)
+	}
+	return dialConnect(ctx, dial, via, addr)
+}
+
+// dialConnect opens a tunnel to addr through the HTTP (or HTTPS) proxy at via.
+func dialConnect(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), via *url.URL, addr string) (net.Conn, error) {
+	proxyAddr := via.Host
+	if via.Port() == "" {
+		port := "80"
+		if via.Scheme == "https" {
+			port = "443"
+		}
+		proxyAddr = net.JoinHostPort(via.Hostname(), port)
+	}
+	conn, err := dial(ctx, "tcp", proxyAddr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy %s: %w", via.Redacted(), err)
+	}
+	// The tunnel is set up under ctx: a cancelled dial closes the connection.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	fail := func(err error) (net.Conn, error) {
+		stop()
+		conn.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("proxy %s: %w", via.Redacted(), err)
+	}
+	switch via.Scheme {
+	case "http":
+	case "https":
+		tc := tls.Client(conn, &tls.Config{ServerName: via.Hostname(), MinVersion: tls.VersionTLS12})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fail(err)
+		}
+		conn = tc
+	default:
+		return fail(fmt.Errorf("scheme %q is not http or https", via.Scheme))
+	}
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: http.Header{}}
+	if u := via.User; u != nil {
+		pass, _ := u.Password()
+		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)))
+	}
+	if err := req.Write(conn); err != nil {
+		return fail(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return fail(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return fail(fmt.Errorf("CONNECT %s: %s", addr, resp.Status))
+	}
+	// A 200 to CONNECT has no body, whatever its headers say; the tunnel follows.
+	if !stop() {
+		return fail(ctx.Err())
+	}
+	if br.Buffered() > 0 {
+		// the proxy sent bytes of the tunnel along with its answer
+		return &bufferedConn{Conn: conn, r: br}, nil
+	}
+	return conn, nil
+}
+
+// bufferedConn is a connection whose first bytes were already read into r.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 // postRequest is a POST of body for a provider's HTTP/2 round tripper, built
 // without parsing the URL again or canonicalising header names; GetBody lets

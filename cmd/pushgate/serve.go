@@ -57,10 +57,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if getenv("GOGC") == "" {
-		// The live heap is small (~5 MiB) and a push leaves ~15 KiB of garbage,
-		// mostly in the provider clients: at the default of 100 the collector
-		// runs ~10 times a second at 5,000 pushes/s. Collecting a fifth as
-		// often saves ~20% of the CPU per push for ~20 MiB of RSS.
+		// The live heap is small and every push leaves garbage, so collecting
+		// less often buys CPU for a little memory (README, Benchmark).
 		debug.SetGCPercent(400)
 	}
 
@@ -137,7 +135,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	cleanup.add(func() { stopJobs(); jobs.Wait() })
 
-	apps, sb, err := openRegistry(ctx, cfg, *dev, log, reg, &cleanup)
+	apps, sb, err := openRegistry(ctx, cfg, *dev, getenv, log, reg, &cleanup)
 	if err != nil {
 		return err
 	}

@@ -273,18 +273,37 @@ func certTopicOf(r *http.Request) string {
 
 // checkProviderToken checks an APNs provider token (ES256 JWT), verifying each distinct token once.
 func (s *Server) checkProviderToken(bearer string, now time.Time) reason {
-	iat, ok := s.providerTokens.get(bearer)
+	e, ok := s.providerTokens.get(bearer)
 	if !ok {
-		var err error
-		if iat, err = s.verifyProviderToken(bearer); err != nil {
+		iat, err := s.verifyProviderToken(bearer)
+		if err != nil {
 			return reasonInvalidProviderToken
 		}
-		s.providerTokens.put(bearer, iat)
+		e = providerToken{iat: iat, seen: now.UnixNano()}
+		s.providerTokens.put(bearer, e)
 	}
-	if now.Sub(time.Unix(iat, 0)) > providerTokenLife {
+	if now.Sub(time.Unix(e.iat, 0)) > providerTokenLife || s.expiredByControl(e) {
 		return reasonExpiredProviderToken
 	}
 	return reasonDelivered
+}
+
+// ExpireProviderTokens makes APNs answer 403 ExpiredProviderToken to every
+// provider token issued before now, as Apple does to a token it no longer
+// honours. A token's iat has whole seconds: one issued in the current second
+// counts as older only when the sandbox saw it before this call.
+func (s *Server) ExpireProviderTokens() {
+	s.providerTokensExpired.Store(time.Now().UnixNano())
+}
+
+// expiredByControl reports whether ExpireProviderTokens expired the token.
+func (s *Server) expiredByControl(e providerToken) bool {
+	cut := s.providerTokensExpired.Load()
+	if cut == 0 {
+		return false
+	}
+	sec := cut / int64(time.Second)
+	return e.iat < sec || (e.iat == sec && e.seen < cut)
 }
 
 type providerClaims struct {
@@ -334,11 +353,17 @@ func (s *Server) verifyProviderToken(bearer string) (int64, error) {
 // maxCachedProviderTokens bounds the verified-token cache; clients reuse a token for up to an hour.
 const maxCachedProviderTokens = 4096
 
-// jwtCache remembers verified provider tokens and their iat, so that the ECDSA
-// check runs once per token rather than once per push.
+// jwtCache remembers verified provider tokens, so that the ECDSA check runs
+// once per token rather than once per push.
 type jwtCache struct {
 	m atomic.Pointer[sync.Map]
 	n atomic.Int64
+}
+
+// providerToken is what the sandbox keeps of a verified provider token: its
+// iat, and when it first saw it (Unix nanoseconds).
+type providerToken struct {
+	iat, seen int64
 }
 
 func newJWTCache() *jwtCache {
@@ -347,20 +372,20 @@ func newJWTCache() *jwtCache {
 	return c
 }
 
-func (c *jwtCache) get(token string) (int64, bool) {
+func (c *jwtCache) get(token string) (providerToken, bool) {
 	v, ok := c.m.Load().Load(token)
 	if !ok {
-		return 0, false
+		return providerToken{}, false
 	}
-	return v.(int64), true
+	return v.(providerToken), true
 }
 
-func (c *jwtCache) put(token string, iat int64) {
+func (c *jwtCache) put(token string, e providerToken) {
 	if c.n.Add(1) > maxCachedProviderTokens {
 		c.m.Store(new(sync.Map))
 		c.n.Store(1)
 	}
-	c.m.Load().Store(token, iat)
+	c.m.Load().LoadOrStore(token, e)
 }
 
 // readBody reads at most limit bytes, sized by the Content-Length hint when there is one.

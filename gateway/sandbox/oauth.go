@@ -57,7 +57,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int    `json:"expires_in"`
 		TokenType   string `json:"token_type"`
-	}{s.issueAccessToken(email, now.Add(accessTokenLife)), int(accessTokenLife / time.Second), "Bearer"})
+	}{s.issueAccessToken(email, now, now.Add(accessTokenLife)), int(accessTokenLife / time.Second), "Bearer"})
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate")
 	_, _ = w.Write(body)
@@ -135,9 +135,11 @@ func (s *Server) writeOAuthError(w http.ResponseWriter, why reason, desc string)
 	_, _ = w.Write(body)
 }
 
-// issueAccessToken signs (expiry, account) instead of storing tokens, so nothing grows with use.
-func (s *Server) issueAccessToken(email string, exp time.Time) string {
-	payload := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(email)), uint64(exp.Unix()))
+// issueAccessToken signs (expiry, issue time, account) instead of storing
+// tokens, so nothing grows with use.
+func (s *Server) issueAccessToken(email string, issued, exp time.Time) string {
+	payload := binary.BigEndian.AppendUint64(make([]byte, 0, 16+len(email)), uint64(exp.Unix()))
+	payload = binary.BigEndian.AppendUint64(payload, uint64(issued.UnixNano()))
 	payload = append(payload, email...)
 	m := s.mac()
 	m.Write(payload)
@@ -147,7 +149,14 @@ func (s *Server) issueAccessToken(email string, exp time.Time) string {
 		base64.RawURLEncoding.EncodeToString(sum[:accessTokenMACLen])
 }
 
-// checkAccessToken reports whether tok is an unexpired access token this sandbox (or its persisted CA) issued.
+// RevokeAccessTokens makes FCM answer 401 UNAUTHENTICATED to every access
+// token issued before now, as Google does after a service-account key is
+// disabled; the token endpoint keeps issuing new ones.
+func (s *Server) RevokeAccessTokens() {
+	s.accessTokensRevoked.Store(time.Now().UnixNano())
+}
+
+// checkAccessToken reports whether tok is an unexpired, unrevoked access token this sandbox (or its persisted CA) issued.
 func (s *Server) checkAccessToken(tok string, now time.Time) bool {
 	rest, ok := strings.CutPrefix(tok, accessTokenPrefix)
 	if !ok {
@@ -159,7 +168,7 @@ func (s *Server) checkAccessToken(tok string, now time.Time) bool {
 	}
 	var pbuf [256]byte
 	payload, err := base64.RawURLEncoding.AppendDecode(pbuf[:0], []byte(rest[:dot]))
-	if err != nil || len(payload) < 8 {
+	if err != nil || len(payload) < 16 {
 		return false
 	}
 	var mbuf [32]byte
@@ -175,5 +184,6 @@ func (s *Server) checkAccessToken(tok string, now time.Time) bool {
 	if !hmac.Equal(got, want[:accessTokenMACLen]) {
 		return false
 	}
-	return now.Unix() < int64(binary.BigEndian.Uint64(payload[:8]))
+	issued := int64(binary.BigEndian.Uint64(payload[8:16]))
+	return now.Unix() < int64(binary.BigEndian.Uint64(payload[:8])) && issued >= s.accessTokensRevoked.Load()
 }

@@ -14,6 +14,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /sandbox/stats", s.handleStats)  // counters as JSON
 	mux.HandleFunc("GET /sandbox/ca.pem", s.handleCA)    // the CA clients must trust
 	mux.HandleFunc("POST /sandbox/reset", s.handleReset) // zero the counters
+	mux.HandleFunc("POST /sandbox/expire-provider-tokens", s.handleControl(s.ExpireProviderTokens))
+	mux.HandleFunc("POST /sandbox/revoke-access-tokens", s.handleControl(s.RevokeAccessTokens))
 	return mux
 }
 
@@ -31,4 +33,12 @@ func (s *Server) handleCA(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) handleReset(w http.ResponseWriter, _ *http.Request) {
 	s.ResetStats()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleControl runs a credential control, for tests driving a sandbox in another process.
+func (s *Server) handleControl(control func()) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		control()
+		w.WriteHeader(http.StatusNoContent)
+	}
 }

@@ -66,9 +66,11 @@ type Server struct {
 	fcmAccounts map[string]*rsa.PublicKey
 	fcmProjects map[string]bool
 
-	providerTokens *jwtCache
-	accessTokenKey []byte
-	macs           sync.Pool // of hash.Hash keyed with accessTokenKey
+	providerTokens        *jwtCache
+	providerTokensExpired atomic.Int64 // Unix nanoseconds; see ExpireProviderTokens
+	accessTokenKey        []byte
+	accessTokensRevoked   atomic.Int64 // Unix nanoseconds; see RevokeAccessTokens
+	macs                  sync.Pool    // of hash.Hash keyed with accessTokenKey
 
 	apns, fcm, oauth        counters
 	apnsHistory, fcmHistory *history

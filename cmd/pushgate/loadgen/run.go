@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -357,12 +356,3 @@ func sleepUntilWith(ctx context.Context, t time.Time, timer **time.Timer) bool {
 	}
 }
 
-// SortedStatuses returns the HTTP status codes seen, in order.
-func (r *Result) SortedStatuses() []int {
-	codes := make([]int, 0, len(r.HTTPStatus))
-	for c := range r.HTTPStatus {
-		codes = append(codes, c)
-	}
-	sort.Ints(codes)
-	return codes
-}
