@@ -355,4 +355,3 @@ func sleepUntilWith(ctx context.Context, t time.Time, timer **time.Timer) bool {
 		return false
 	}
 }
-
