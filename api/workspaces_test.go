@@ -19,6 +19,7 @@ import (
 	"github.com/pushgate/pushgate/gateway"
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 	"github.com/pushgate/pushgate/tenants/storetest"
 )
 
@@ -149,12 +150,8 @@ func (a *testAPI) workspaceCount(t *testing.T) int {
 	return len(list)
 }
 
-func backends(t *testing.T) map[string]string {
-	return map[string]string{"sqlite": storetest.SQLite(t), "postgres": storetest.Postgres(t)}
-}
-
 func TestRegistration(t *testing.T) {
-	for name, dbURL := range backends(t) {
+	for name, dbURL := range sqltest.Backends(t) {
 		t.Run(name, func(t *testing.T) {
 			a := mustAPI(t, dbURL, apiOptions{registrationOpen: true})
 
@@ -231,7 +228,7 @@ func TestRegistrationClosedAndRateLimited(t *testing.T) {
 }
 
 func TestWorkspaceAPI(t *testing.T) {
-	for name, dbURL := range backends(t) {
+	for name, dbURL := range sqltest.Backends(t) {
 		t.Run(name, func(t *testing.T) {
 			a := mustAPI(t, dbURL, apiOptions{registrationOpen: true})
 			idA, tokA := a.mustRegister(t, "Alpha", false)
@@ -366,7 +363,7 @@ func TestTerms(t *testing.T) {
 }
 
 func TestASuspendedWorkspace(t *testing.T) {
-	for name, dbURL := range backends(t) {
+	for name, dbURL := range sqltest.Backends(t) {
 		t.Run(name, func(t *testing.T) {
 			a := mustAPI(t, dbURL, apiOptions{registrationOpen: true})
 			id, tok := a.mustRegister(t, "Alpha", false)

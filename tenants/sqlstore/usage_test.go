@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 )
 
 func mustSaveUsage(t *testing.T, db *sqlstore.DB, ws string, u tenants.Usage) {
@@ -48,7 +49,7 @@ func describeHistory(h []tenants.Usage) string {
 }
 
 func TestSaveUsage(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		march := tenants.Usage{Period: "2025-03", Used: 12, Daily: []tenants.DailyUsage{
 			{Date: "2025-03-10", Sent: 10, DeadTokens: 1, Acked: 4},
 			{Date: "2025-03-11", Sent: 2, Failed: 1},
@@ -93,7 +94,7 @@ func TestSaveUsage(t *testing.T) {
 }
 
 func TestUsageHistory(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		for _, u := range []tenants.Usage{
 			{Period: "2024-12", Used: 7},
@@ -141,7 +142,7 @@ func TestUsageHistory(t *testing.T) {
 }
 
 func TestQuotaEvents(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		at := time.Date(2025, 3, 20, 8, 30, 0, 123456000, time.UTC)
 
@@ -207,7 +208,7 @@ func TestQuotaEvents(t *testing.T) {
 }
 
 func TestArchivedUsage(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		march := tenants.Usage{Period: "2025-03", Used: 12, Daily: []tenants.DailyUsage{
 			{Date: "2025-03-10", Sent: 10, DeadTokens: 1, Acked: 4},
