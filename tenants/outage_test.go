@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pushgate/pushgate/tenants"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 	"github.com/pushgate/pushgate/tenants/storetest"
 )
 
@@ -100,7 +101,7 @@ func mustTestKeys(t testing.TB) *tenants.TokenKeys {
 
 func mustOutageFixture(t *testing.T, cfg tenants.Config) *outageFixture {
 	t.Helper()
-	f := &outageFixture{store: &flakyStore{Store: mustOpen(t, storetest.SQLite(t))},
+	f := &outageFixture{store: &flakyStore{Store: sqltest.Migrated(t, storetest.SQLite(t))},
 		clk: &clock{now: time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)}, reg: prometheus.NewRegistry(), logs: &lockedLog{}}
 	if cfg.TokenKeys == nil {
 		cfg.TokenKeys = mustTestKeys(t)
@@ -199,7 +200,7 @@ func TestAuthenticationDuringADatabaseOutage(t *testing.T) {
 	})
 	t.Run("an unknown token is unavailable, not unauthorized", func(t *testing.T) {
 		_, err := f.svc.Authenticate(ctx, unknown)
-		wantCode(t, err, tenants.CodeUnavailable, "auth_unavailable")
+		storetest.WantCode(t, err, tenants.CodeUnavailable, "auth_unavailable")
 		if e := tenants.AsError(err); e.RetryAfterSeconds <= 0 {
 			t.Fatalf("unavailable without Retry-After: %+v", e)
 		}
@@ -211,7 +212,7 @@ func TestAuthenticationDuringADatabaseOutage(t *testing.T) {
 			forged = reg.Token[:len(reg.Token)-1] + "y"
 		}
 		_, err := f.svc.Authenticate(ctx, forged)
-		wantCode(t, err, tenants.CodeUnauthorized, "token_malformed")
+		storetest.WantCode(t, err, tenants.CodeUnauthorized, "token_malformed")
 		if n := f.store.lookups.Load() - before; n != 0 {
 			t.Fatalf("a forged token cost %d lookups", n)
 		}
@@ -239,7 +240,7 @@ func TestAuthenticationDuringADatabaseOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 			if p.Workspace.Status == tenants.StatusSuspended {
-				wantCode(t, f.svc.CanSend(ctx, p), tenants.CodeForbidden, "suspended")
+				storetest.WantCode(t, f.svc.CanSend(ctx, p), tenants.CodeForbidden, "suspended")
 				if n := f.logs.count("level=INFO msg=\"the database answers"); n != 1 {
 					t.Fatalf("%d lines say the database is back, want 1", n)
 				}
@@ -262,7 +263,7 @@ func TestAuthenticationDuringADatabaseOutage(t *testing.T) {
 		f.after(2 * time.Second)
 		for range 1000 {
 			if _, err := f.svc.Authenticate(ctx, reg.Token); err != nil {
-				wantCode(t, err, tenants.CodeUnauthorized, "token_unknown")
+				storetest.WantCode(t, err, tenants.CodeUnauthorized, "token_unknown")
 				if p := mustAuth(t, f.svc, fresh); p.Workspace.ID != reg.Workspace.ID {
 					t.Fatalf("the new token authenticated %s", p.Workspace.ID)
 				}
@@ -278,7 +279,7 @@ func TestAuthenticationDuringADatabaseOutage(t *testing.T) {
 		f.store.down.Store(true)
 		f.after(2 * time.Hour)
 		_, err := f.svc.Authenticate(ctx, other.Token)
-		wantCode(t, err, tenants.CodeUnavailable, "auth_unavailable")
+		storetest.WantCode(t, err, tenants.CodeUnavailable, "auth_unavailable")
 	})
 }
 
@@ -386,7 +387,7 @@ func TestLegacyTokens(t *testing.T) {
 		strict := mustOutageFixture(t, tenants.Config{RefuseLegacyTokens: true})
 		tok, _ := tenants.NewToken("us")
 		_, err := strict.svc.Authenticate(ctx, tok)
-		wantCode(t, err, tenants.CodeUnauthorized, "token_legacy")
+		storetest.WantCode(t, err, tenants.CodeUnauthorized, "token_legacy")
 		if n := strict.store.lookups.Load(); n != 0 {
 			t.Fatalf("a refused legacy token cost %d lookups", n)
 		}
