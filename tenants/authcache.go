@@ -103,12 +103,6 @@ func (c *authCache) invalidateWorkspace(id string) {
 	}
 }
 
-func (c *authCache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
-}
-
 // terms returns the cached current terms and when they were read.
 func (c *authCache) terms() (*Terms, time.Time) {
 	c.termsMu.RLock()
@@ -161,12 +155,6 @@ func (n *negativeCache) put(d digest, now time.Time) {
 	n.ring[n.next] = d
 	n.next = (n.next + 1) % len(n.ring)
 	n.expires[d] = now.Add(n.ttl)
-}
-
-func (n *negativeCache) len() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.expires)
 }
 
 // dbHealth tracks whether the database answers authentication queries, so

@@ -463,7 +463,7 @@ func TestChangesReachOtherReplicas(t *testing.T) {
 }
 
 // BenchmarkAuthenticate measures what a push does with its token before the
-// quota check: "token" is the format check and hash alone, "cached" is the
+// quota check: "token" is the hash alone, "cached" is the
 // hot path (Authenticate and CanSend with the token in the auth cache) and
 // "miss" goes to the store on every call.
 func BenchmarkAuthenticate(b *testing.B) {
@@ -477,9 +477,6 @@ func BenchmarkAuthenticate(b *testing.B) {
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, ok := tenants.TokenRegion(token); !ok {
-				b.Fatal("a fresh token is malformed")
-			}
 			tenants.HashToken(token)
 		}
 	})

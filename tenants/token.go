@@ -247,17 +247,6 @@ func isBase62(s string) bool {
 	return true
 }
 
-// TokenRegion returns the region a token was issued in and whether it is
-// well formed: a legacy token's checksum is checked, a signed token's MAC is
-// not (that needs the keys: TokenKeys.Check).
-func TokenRegion(token string) (string, bool) {
-	region, ok := tokenShape(token)
-	if !ok || (len(token) == LegacyTokenLen && !validChecksum(token)) {
-		return "", false
-	}
-	return region, true
-}
-
 // HashToken returns the stored form of a token. Tokens carry at least 160
 // bits of randomness, so a fast hash is enough; only the hash is ever stored.
 func HashToken(token string) string {
@@ -270,11 +259,6 @@ func HashToken(token string) string {
 func tokenDigest(token string) [sha256.Size]byte {
 	var buf [TokenLen]byte
 	return sha256.Sum256(append(buf[:0], token...))
-}
-
-// SameHash compares two token hashes in constant time.
-func SameHash(a, b string) bool {
-	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
 // TokenHint is the part of a token that is safe to show and log: its prefix,

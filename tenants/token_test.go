@@ -27,11 +27,11 @@ func TestChecksumIsCRC32OfTheBody(t *testing.T) {
 		if got := token[len(token)-tokenCheckLen:]; got != string(want) {
 			t.Fatalf("checksum of %s… = %s, want %s", TokenHint(token), got, want)
 		}
-		if region, ok := TokenRegion(token); !ok || region != "us" {
-			t.Fatalf("TokenRegion(new token) = %q, %v", region, ok)
+		if region, ok := tokenRegion(token); !ok || region != "us" {
+			t.Fatalf("tokenRegion(new token) = %q, %v", region, ok)
 		}
 		typo := body[:10] + strings.ToUpper(body[10:11]) + body[11:] + token[len(body):]
-		if _, ok := TokenRegion(typo); ok && typo != token {
+		if _, ok := tokenRegion(typo); ok && typo != token {
 			t.Fatalf("a token with a typo passed its checksum")
 		}
 	}
@@ -97,8 +97,8 @@ func TestTokenKeysCheck(t *testing.T) {
 		if got := keys.Check(signed); got != TokenSigned {
 			t.Fatalf("Check(new token) = %v, want signed", got)
 		}
-		if region, ok := TokenRegion(signed); !ok || region != "us" {
-			t.Fatalf("TokenRegion(new token) = %q, %v", region, ok)
+		if region, ok := tokenRegion(signed); !ok || region != "us" {
+			t.Fatalf("tokenRegion(new token) = %q, %v", region, ok)
 		}
 	})
 	t.Run("a legacy token with a valid checksum is legacy", func(t *testing.T) {
@@ -182,4 +182,14 @@ func translate62(s string) string {
 		b.WriteByte(base62[strings.IndexByte(bigDigits, s[i])])
 	}
 	return b.String()
+}
+
+// tokenRegion returns the region a token was issued in and whether it is
+// well formed, its checksum checked when it is a legacy token.
+func tokenRegion(token string) (string, bool) {
+	region, ok := tokenShape(token)
+	if !ok || (len(token) == LegacyTokenLen && !validChecksum(token)) {
+		return "", false
+	}
+	return region, true
 }

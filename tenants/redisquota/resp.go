@@ -274,15 +274,6 @@ func (s *Store) appendAdmit(b []byte, a *tenants.Admission, at time.Time, p tena
 	return appendBulkInt(b, tag)
 }
 
-// splitCommand splits one RESP array of bulk strings off the front of b.
-func splitCommand(b []byte) (args []string, rest []byte, ok bool) {
-	parts, rest, ok := splitArgs(b)
-	for _, p := range parts {
-		args = append(args, string(p.([]byte)))
-	}
-	return args, rest, ok
-}
-
 // splitArgs splits one RESP array of bulk strings off the front of b into
 // go-redis arguments that share b's bytes.
 func splitArgs(b []byte) (args []any, rest []byte, ok bool) {
