@@ -43,7 +43,10 @@ func TestMetricsSeriesStayFixedWhateverClientsSend(t *testing.T) {
 	// One request of each kind that the loop below repeats, so their series exist.
 	send("M0", "/healthz")
 	send("GET", "/no/such/path")
-	send("POST", "/mm/pgw_us_x/api/v1/send_push")
+	// Past the limit of failed authentications, so the 429 series exist too.
+	for range 61 {
+		send("POST", "/mm/pgw_us_x/api/v1/send_push")
+	}
 	send("PROPFIND", "/mm/pgw_us_x/api/v1/send_push")
 	send("GET", "/healthz")
 	before := seriesCount(t, a.reg)

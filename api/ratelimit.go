@@ -41,30 +41,34 @@ func newIPLimiter(perHour, burst int) *ipLimiter {
 
 // allow takes a token for ip, or says how long until one is free.
 func (l *ipLimiter) allow(ip string) (time.Duration, bool) {
-	key := limitKey(ip)
-	l.mu.Lock()
-	var b *rate.Limiter
-	if e, ok := l.buckets[key]; ok {
-		l.lru.MoveToFront(e)
-		b = e.Value.(*ipBucket).lim
-	} else {
-		if len(l.buckets) >= l.max {
-			// The client seen least recently has refilled the most, so
-			// forgetting it loses the least.
-			oldest := l.lru.Back()
-			l.lru.Remove(oldest)
-			delete(l.buckets, oldest.Value.(*ipBucket).key)
-		}
-		b = rate.NewLimiter(rate.Every(l.every), l.burst)
-		l.buckets[key] = l.lru.PushFront(&ipBucket{key: key, lim: b})
-	}
-	l.mu.Unlock()
+	b := l.bucket(ip)
 	res := b.Reserve()
 	if d := res.Delay(); d > 0 {
 		res.Cancel()
 		return d, false
 	}
 	return 0, true
+}
+
+// bucket is the token bucket of ip's client, made full on first sight.
+func (l *ipLimiter) bucket(ip string) *rate.Limiter {
+	key := limitKey(ip)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.buckets[key]; ok {
+		l.lru.MoveToFront(e)
+		return e.Value.(*ipBucket).lim
+	}
+	if len(l.buckets) >= l.max {
+		// The client seen least recently has refilled the most, so
+		// forgetting it loses the least.
+		oldest := l.lru.Back()
+		l.lru.Remove(oldest)
+		delete(l.buckets, oldest.Value.(*ipBucket).key)
+	}
+	b := rate.NewLimiter(rate.Every(l.every), l.burst)
+	l.buckets[key] = l.lru.PushFront(&ipBucket{key: key, lim: b})
+	return b
 }
 
 // limitKey is the unit a client is limited by: its IPv4 address, or its IPv6

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,14 +24,21 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 	r.Method(http.MethodGet, "/version", handleVersion(d.Version))
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
 
+	// Every route that takes a workspace token limits failed authentications
+	// per client address, answering in its protocol's shape.
+	authLimit := newAuthFailureLimit(d.AuthFailuresPerMinute, d.Tenants.Vouch, d.Now, d.Registry)
+	mmLimit := authLimit.middleware(mmToken, func(w http.ResponseWriter, r *http.Request, err error) { ps.writeMMError(w, r, err, time.Now()) })
+	rcLimit := authLimit.middleware(bearerToken, func(w http.ResponseWriter, r *http.Request, err error) { ps.writeRCError(w, r, err, time.Now()) })
+	apiLimit := authLimit.middleware(bearerToken, func(w http.ResponseWriter, r *http.Request, err error) { writeAPIError(w, r, d.Log, err) })
+
 	// Push protocols. Mattermost servers carry the token in the path (they
 	// append /api/v1/send_push to the configured URL and send no credentials).
-	r.Method(http.MethodPost, "/mm/{token}/api/v1/send_push", handleMattermostPush(ps))
-	r.Method(http.MethodPost, "/mm/{token}/api/v1/ack", handleMattermostAck(ps))
-	r.Method(http.MethodPost, "/api/v1/send_push", handleMattermostPush(ps))
-	r.Method(http.MethodPost, "/api/v1/ack", handleMattermostAck(ps))
-	r.Method(http.MethodPost, "/push/apn/send", handleRocketChatPush(ps, gateway.KindAPNs))
-	r.Method(http.MethodPost, "/push/gcm/send", handleRocketChatPush(ps, gateway.KindFCM))
+	r.With(mmLimit).Method(http.MethodPost, "/mm/{token}/api/v1/send_push", handleMattermostPush(ps))
+	r.With(mmLimit).Method(http.MethodPost, "/mm/{token}/api/v1/ack", handleMattermostAck(ps))
+	r.With(mmLimit).Method(http.MethodPost, "/api/v1/send_push", handleMattermostPush(ps))
+	r.With(mmLimit).Method(http.MethodPost, "/api/v1/ack", handleMattermostAck(ps))
+	r.With(rcLimit).Method(http.MethodPost, "/push/apn/send", handleRocketChatPush(ps, gateway.KindAPNs))
+	r.With(rcLimit).Method(http.MethodPost, "/push/gcm/send", handleRocketChatPush(ps, gateway.KindFCM))
 
 	// Terms, registration and the workspace API.
 	r.Method(http.MethodGet, "/api/v1/terms", handleTerms(d.Tenants, d.Log))
@@ -38,7 +46,7 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 	r.Method(http.MethodPost, "/api/v1/workspaces",
 		handleRegister(d.Tenants, d.RegistrationOpen, newIPLimiter(d.RegistrationsPerHour, d.RegistrationsPerHour), d.Log))
 	r.Group(func(r chi.Router) {
-		r.Use(requireWorkspace(d.Tenants, d.Log))
+		r.Use(apiLimit, requireWorkspace(d.Tenants, d.Log))
 		r.Method(http.MethodGet, "/api/v1/workspace", handleGetWorkspace(d.Tenants, d.PublicURL, d.Log))
 		r.Method(http.MethodPatch, "/api/v1/workspace", handleUpdateWorkspace(d.Tenants, d.Log))
 		r.Method(http.MethodPost, "/api/v1/workspace/consent", handleConsent(d.Tenants, d.Log))

@@ -51,6 +51,9 @@ type Deps struct {
 	RegistrationsPerHour int
 	// TrustProxy takes the client address from the last X-Forwarded-For hop.
 	TrustProxy bool
+	// AuthFailuresPerMinute is the per-client-address limit of failed
+	// authentications before 429 (default 60).
+	AuthFailuresPerMinute int
 
 	Apps       *gateway.Registry
 	Quotas     tenants.QuotaStore

@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 )
 
 func TestBadTextIsRefusedNamingTheField(t *testing.T) {
-	for name, dbURL := range backends(t) {
+	for name, dbURL := range sqltest.Backends(t) {
 		t.Run(name, func(t *testing.T) {
 			a := mustAPI(t, dbURL, apiOptions{registrationOpen: true})
 			id, tok := a.mustRegister(t, "Alpha", false)

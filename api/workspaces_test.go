@@ -19,6 +19,7 @@ import (
 	"github.com/pushgate/pushgate/gateway"
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 	"github.com/pushgate/pushgate/tenants/storetest"
 )
 
@@ -57,7 +58,8 @@ type apiOptions struct {
 	apps             *gateway.Registry
 	rateLimits       map[tenants.Plan]api.RateLimit
 	// quotas wraps the database's quota store, to inject faults.
-	quotas func(tenants.QuotaStore) tenants.QuotaStore
+	quotas       func(tenants.QuotaStore) tenants.QuotaStore
+	meteredPlans map[tenants.Plan]bool
 }
 
 func mustAPI(t testing.TB, dbURL string, o apiOptions) *testAPI {
@@ -83,7 +85,7 @@ func mustAPI(t testing.TB, dbURL string, o apiOptions) *testAPI {
 		Region: o.region, PublicURL: "https://" + o.region + ".gw.example",
 		RegionURLs: map[string]string{"us": "https://us.gw.example", "de": "https://de.gw.example"},
 		Terms:      tenants.Terms{Version: "2026-11-01", URL: "https://gw.example/terms", PublishedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
-		Log:        log,
+		Log:        log, MeteredPlans: o.meteredPlans,
 	})
 	if err := svc.PublishConfiguredTerms(ctx); err != nil {
 		t.Fatal(err)
@@ -148,12 +150,8 @@ func (a *testAPI) workspaceCount(t *testing.T) int {
 	return len(list)
 }
 
-func backends(t *testing.T) map[string]string {
-	return map[string]string{"sqlite": storetest.SQLite(t), "postgres": storetest.Postgres(t)}
-}
-
 func TestRegistration(t *testing.T) {
-	for name, dbURL := range backends(t) {
+	for name, dbURL := range sqltest.Backends(t) {
 		t.Run(name, func(t *testing.T) {
 			a := mustAPI(t, dbURL, apiOptions{registrationOpen: true})
 
@@ -163,7 +161,7 @@ func TestRegistration(t *testing.T) {
 					t.Fatalf("code = %d %v", code, out)
 				}
 				token, _ := out["token"].(string)
-				if region, ok := tenants.TokenRegion(token); !ok || region != "us" {
+				if !strings.HasPrefix(token, "pgw_us_") {
 					t.Fatalf("token %q is not a us token", tenants.TokenHint(token))
 				}
 				urls, _ := out["push_urls"].(map[string]any)
@@ -230,7 +228,7 @@ func TestRegistrationClosedAndRateLimited(t *testing.T) {
 }
 
 func TestWorkspaceAPI(t *testing.T) {
-	for name, dbURL := range backends(t) {
+	for name, dbURL := range sqltest.Backends(t) {
 		t.Run(name, func(t *testing.T) {
 			a := mustAPI(t, dbURL, apiOptions{registrationOpen: true})
 			idA, tokA := a.mustRegister(t, "Alpha", false)
@@ -365,7 +363,7 @@ func TestTerms(t *testing.T) {
 }
 
 func TestASuspendedWorkspace(t *testing.T) {
-	for name, dbURL := range backends(t) {
+	for name, dbURL := range sqltest.Backends(t) {
 		t.Run(name, func(t *testing.T) {
 			a := mustAPI(t, dbURL, apiOptions{registrationOpen: true})
 			id, tok := a.mustRegister(t, "Alpha", false)

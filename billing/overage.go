@@ -102,34 +102,10 @@ func (s *Service) sendOverage(ctx context.Context, b tenants.OverageBatch) error
 	return s.cfg.Overage.MarkOverageReported(ctx, b.WorkspaceID, b.Period, b.Seq, s.now())
 }
 
-// OverageReported is the overage of a workspace's month that Stripe took, and what waits to be sent.
-func (s *Service) OverageReported(ctx context.Context, workspaceID string, p tenants.Period) (reported, pending int64, err error) {
-	if s.cfg.Overage == nil {
-		return 0, 0, nil
-	}
-	batches, err := s.cfg.Overage.OverageBatches(ctx, workspaceID, p)
-	for _, b := range batches {
-		if b.ReportedAt != nil {
-			reported += b.Quantity
-		} else {
-			pending += b.Quantity
-		}
-	}
-	return reported, pending, err
-}
-
 // RunOverageReports calls ReportOverage every interval until ctx ends.
 func (s *Service) RunOverageReports(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.ReportOverage(ctx); err != nil && ctx.Err() == nil {
-				s.cfg.Log.Warn("reporting metered overage to Stripe failed; will retry with the same batches", "err", err)
-			}
-		}
-	}
+	s.repeat(ctx, every, "reporting metered overage to Stripe failed; will retry with the same batches", func(ctx context.Context) error {
+		_, err := s.ReportOverage(ctx)
+		return err
+	})
 }

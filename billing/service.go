@@ -319,6 +319,14 @@ func (s *Service) ExpireGraces(ctx context.Context) (int, error) {
 // RunGraceExpiry calls ExpireGraces every interval until ctx ends. Every
 // replica may run it: each workspace falls back once.
 func (s *Service) RunGraceExpiry(ctx context.Context, every time.Duration) {
+	s.repeat(ctx, every, "ending expired payment graces failed; will retry", func(ctx context.Context) error {
+		_, err := s.ExpireGraces(ctx)
+		return err
+	})
+}
+
+// repeat runs job every interval until ctx ends, logging failure as a warning.
+func (s *Service) repeat(ctx context.Context, every time.Duration, failure string, job func(context.Context) error) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -326,8 +334,8 @@ func (s *Service) RunGraceExpiry(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := s.ExpireGraces(ctx); err != nil && ctx.Err() == nil {
-				s.cfg.Log.Warn("ending expired payment graces failed; will retry", "err", err)
+			if err := job(ctx); err != nil && ctx.Err() == nil {
+				s.cfg.Log.Warn(failure, "err", err)
 			}
 		}
 	}

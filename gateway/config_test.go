@@ -2,15 +2,12 @@ package gateway
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pushgate/pushgate/gateway/sandbox"
 )
 
 func mustWriteFile(t testing.TB, dir, name, content string) string {
@@ -25,15 +22,11 @@ func mustWriteFile(t testing.TB, dir, name, content string) string {
 // mustP8 writes a fresh APNs-style .p8 key (PKCS#8 EC P-256 PEM).
 func mustP8(t testing.TB, dir string) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, p8, err := sandbox.NewAPNsKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mustWriteFile(t, dir, "AuthKey_TEST.p8", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+	return mustWriteFile(t, dir, "AuthKey_TEST.p8", string(p8))
 }
 
 func TestLoadAppsFile(t *testing.T) {

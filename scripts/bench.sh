@@ -162,9 +162,11 @@ say "sandbox providers at https://127.0.0.1:$SB_PORT"
 # --- gateways -----------------------------------------------------------------
 # start_gateway NAME DATABASE_URL REDIS_URL: migrates, serves, creates the
 # workspaces; sets GW_PID, GW_URL and GW_TOKENS.
+# Every gateway and its CLI sign workspace tokens with one key made for this run.
+TOKEN_KEY="bk:$(head -c 32 /dev/urandom | base64)"
 start_gateway() {
   local name=$1 port; port=$(free_port)
-  local -a env=(PUSHGATE_LISTEN="127.0.0.1:$port" PUSHGATE_PUBLIC_URL="http://127.0.0.1:$port"
+  local -a env=(PUSHGATE_LISTEN="127.0.0.1:$port" PUSHGATE_PUBLIC_URL="http://127.0.0.1:$port" PUSHGATE_TOKEN_KEY="$TOKEN_KEY"
     PUSHGATE_DATABASE_URL="$2" PUSHGATE_REDIS_URL="$3" PUSHGATE_APPS_FILE="$APPS" PUSHGATE_LOG_LEVEL=warn)
   GW_PPROF=
   if [ -n "$PROFILE" ]; then

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the services the integration tests talk to are up on loopback:
 #   Redis       127.0.0.1:6379
+#   a Redis Cluster of three masters on 127.0.0.1:7001-7003 (no persistence,
+#               its node files under /tmp/pushgate-test-redis-cluster)
 #   PostgreSQL  127.0.0.1:5432, trust auth, a role for the current user, database "test"
 # If one is not reachable it is started, and its Debian package is installed
 # first when missing (apt-get; needs root or sudo). It never skips: when a
@@ -8,6 +10,8 @@
 set -euo pipefail
 
 REDIS_PORT=6379
+CLUSTER_PORTS=(7001 7002 7003)
+CLUSTER_DIR=/tmp/pushgate-test-redis-cluster
 PG_PORT=5432
 PG_DB=test
 
@@ -41,6 +45,47 @@ ensure_redis() {
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
     --dir /tmp --logfile /tmp/pushgate-test-redis.log || die "redis-server did not start (see /tmp/pushgate-test-redis.log)"
   wait_port "$REDIS_PORT" 10 || die "redis-server is not answering on 127.0.0.1:$REDIS_PORT"
+}
+
+cluster_info() { redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null | tr -d '\r'; }
+
+# ensure_redis_cluster starts the cluster's nodes that are not running and
+# joins them into one cluster when they are not yet; a running cluster is left alone.
+ensure_redis_cluster() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  command -v redis-cli >/dev/null 2>&1 || apt_install redis-tools
+  local p
+  for p in "${CLUSTER_PORTS[@]}"; do
+    port_open "$p" && continue
+    say "starting Redis Cluster node on 127.0.0.1:$p (no persistence)"
+    mkdir -p "$CLUSTER_DIR/$p"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$p" --cluster-enabled yes \
+      --cluster-config-file "nodes-$p.conf" --cluster-node-timeout 5000 --save "" --appendonly no \
+      --dir "$CLUSTER_DIR/$p" --logfile "$CLUSTER_DIR/$p/redis.log" ||
+      die "Redis Cluster node $p did not start (see $CLUSTER_DIR/$p/redis.log)"
+    wait_port "$p" 10 || die "Redis Cluster node is not answering on 127.0.0.1:$p"
+  done
+  for p in "${CLUSTER_PORTS[@]}"; do
+    cluster_info "$p" | grep -q '^cluster_enabled:1' && continue
+    cluster_info "$p" | grep -q '^cluster_state:' ||
+      die "127.0.0.1:$p is not a Redis Cluster node; free ports ${CLUSTER_PORTS[*]} for the test cluster"
+  done
+  if ! cluster_info "${CLUSTER_PORTS[0]}" | grep -q '^cluster_state:ok'; then
+    if cluster_info "${CLUSTER_PORTS[0]}" | grep -q '^cluster_slots_assigned:0'; then
+      say "creating a Redis Cluster of ${CLUSTER_PORTS[*]}"
+      local addrs=()
+      for p in "${CLUSTER_PORTS[@]}"; do addrs+=("127.0.0.1:$p"); done
+      redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >/dev/null ||
+        die "redis-cli --cluster create failed"
+    fi
+    for _ in $(seq 1 100); do
+      cluster_info "${CLUSTER_PORTS[0]}" | grep -q '^cluster_state:ok' && break
+      sleep 0.1
+    done
+  fi
+  for p in "${CLUSTER_PORTS[@]}"; do
+    cluster_info "$p" | grep -q '^cluster_state:ok' || die "the Redis Cluster node on 127.0.0.1:$p is not ok: $(cluster_info "$p" | head -n 3 | tr '\n' ' ')"
+  done
 }
 
 pg_cluster_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1; }
@@ -78,5 +123,6 @@ ensure_postgres() {
 }
 
 ensure_redis
+ensure_redis_cluster
 ensure_postgres
-say "redis 127.0.0.1:$REDIS_PORT and postgres 127.0.0.1:$PG_PORT/$PG_DB are up"
+say "redis 127.0.0.1:$REDIS_PORT, redis cluster 127.0.0.1:${CLUSTER_PORTS[0]}-${CLUSTER_PORTS[2]} and postgres 127.0.0.1:$PG_PORT/$PG_DB are up"

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -26,6 +27,19 @@ type Config struct {
 	TermsGrace time.Duration
 	// AuthCacheTTL bounds how long a rotation or suspension on another replica takes to apply here.
 	AuthCacheTTL time.Duration
+	// AuthTimeout bounds each authentication query, so a frozen database
+	// costs a push a bounded wait instead of hanging it (default 2s).
+	AuthTimeout time.Duration
+	// AuthStaleMax is how long after its last check a workspace is still
+	// served from the cache while the database fails (default 15m).
+	AuthStaleMax time.Duration
+	// TokenKeys sign new tokens and let forged ones be refused without a
+	// query; without them the service issues legacy tokens (tests, tools).
+	TokenKeys *TokenKeys
+	// RefuseLegacyTokens refuses tokens of the legacy, unsigned format.
+	RefuseLegacyTokens bool
+	// Registerer receives the authentication metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
 	// MaxTokenGrace bounds the optional grace period of a rotated token.
 	MaxTokenGrace time.Duration
 	// Limits, when set, is told every plan or limit change (the Redis quota store).
@@ -41,9 +55,11 @@ type Config struct {
 // Service is the tenancy: registration, authentication, consent and the
 // operator actions on workspaces.
 type Service struct {
-	store Store
-	cfg   Config
-	cache *authCache
+	store   Store
+	cfg     Config
+	cache   *authCache
+	health  *dbHealth
+	metrics *authMetrics
 
 	dummyOnce sync.Once
 	dummyHash []byte // compared against for unknown emails, so timing does not reveal them
@@ -63,6 +79,12 @@ func NewService(store Store, cfg Config) *Service {
 	if cfg.AuthCacheTTL == 0 {
 		cfg.AuthCacheTTL = 5 * time.Second
 	}
+	if cfg.AuthTimeout == 0 {
+		cfg.AuthTimeout = 2 * time.Second
+	}
+	if cfg.AuthStaleMax == 0 {
+		cfg.AuthStaleMax = 15 * time.Minute
+	}
 	if cfg.MaxTokenGrace == 0 {
 		cfg.MaxTokenGrace = 24 * time.Hour
 	}
@@ -70,7 +92,9 @@ func NewService(store Store, cfg Config) *Service {
 		cfg.PasswordCost = 12
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	return &Service{store: store, cfg: cfg, cache: newAuthCache(cfg.AuthCacheTTL, 100_000)}
+	m := newAuthMetrics(cfg.Registerer)
+	return &Service{store: store, cfg: cfg, cache: newAuthCache(cfg.AuthCacheTTL, cfg.AuthStaleMax, 100_000),
+		metrics: m, health: &dbHealth{log: cfg.Log, up: m.dbUp}}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
@@ -83,19 +107,33 @@ func (s *Service) PublishConfiguredTerms(ctx context.Context) error {
 	return s.store.PublishTerms(ctx, s.cfg.Terms)
 }
 
-// CurrentTerms is the terms version workspaces must accept now.
+// CurrentTerms is the terms version workspaces must accept now. While the
+// database fails, the version read last keeps answering up to AuthStaleMax.
 func (s *Service) CurrentTerms(ctx context.Context) (*Terms, error) {
-	if t, ok := s.cache.terms(s.now()); ok {
-		return t, nil
+	now := s.now()
+	cached, fetched := s.cache.terms()
+	age := now.Sub(fetched)
+	if cached != nil && (age < s.cfg.AuthCacheTTL || s.health.isDown() && age < s.cfg.AuthStaleMax) {
+		return cached, nil
 	}
-	t, err := s.store.CurrentTerms(ctx, s.now())
+	started := time.Now()
+	qctx, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
+	defer cancel()
+	t, err := s.store.CurrentTerms(qctx, now)
 	if err != nil {
+		if ctx.Err() == nil {
+			s.health.failed(err, started)
+		}
+		if cached != nil && age < s.cfg.AuthStaleMax {
+			return cached, nil
+		}
 		return nil, err
 	}
+	s.health.ok()
 	if t == nil {
 		return nil, Errorf(CodeInternal, "no terms of service are published")
 	}
-	s.cache.setTerms(t, s.now())
+	s.cache.setTerms(t, now)
 	return t, nil
 }
 
@@ -239,7 +277,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest, actor, ip s
 	if err != nil {
 		return nil, Internal(err, "creating a workspace id")
 	}
-	token, err := NewToken(s.cfg.Region)
+	token, err := s.newToken()
 	if err != nil {
 		return nil, Internal(err, "creating a token")
 	}
@@ -283,34 +321,94 @@ type Principal struct {
 	TokenHash string
 }
 
-// Authenticate maps a workspace token to its workspace. A malformed or
-// unknown token is unauthorized; a token of another region is misdirected,
-// decided from the token alone.
+// Authenticate maps a workspace token to its workspace. A malformed,
+// forged or unknown token is unauthorized; a token of another region is
+// misdirected, decided from the token alone. Forged tokens and tokens the
+// database recently did not know cost no query. While the database fails,
+// a workspace authenticated before is served from the cache (up to
+// AuthStaleMax) and an unknown token is unavailable, never unauthorized.
 func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, error) {
-	region, ok := TokenRegion(token)
+	region, ok := tokenShape(token)
 	if !ok {
-		return nil, &Error{Code: CodeUnauthorized, Reason: "token_malformed",
-			Message: "the workspace token is missing or malformed: it starts with pgw_ and is " + fmt.Sprint(TokenLen) + " characters long; copy it again from your registration"}
+		s.metrics.rejected[rejectMalformed].Inc()
+		return nil, errTokenMalformed()
 	}
 	if region != s.cfg.Region {
 		return nil, s.misdirected(region)
 	}
-	digest := tokenDigest(token)
+	d := tokenDigest(token)
 	now := s.now()
-	if p, err, ok := s.cache.get(digest, now); ok {
-		return p, err
+	e := s.cache.get(d)
+	if e != nil && s.cache.fresh(e, now) {
+		s.counted(e.kind)
+		return e.p, nil
 	}
-	hash := hex.EncodeToString(digest[:]) // HashToken(token), the stored form
+	kind := s.checkToken(token)
+	switch {
+	case kind == TokenForged:
+		s.metrics.rejected[rejectForged].Inc()
+		return nil, errTokenMalformed()
+	case kind == TokenLegacy && s.cfg.RefuseLegacyTokens:
+		s.metrics.rejected[rejectLegacyRefused].Inc()
+		return nil, &Error{Code: CodeUnauthorized, Reason: "token_legacy",
+			Message: "this workspace token has the old format, which this gateway no longer accepts; rotate it (POST /api/v1/workspace/token or ask pushgate support) and use the new one"}
+	}
+	if e == nil && s.cache.unknown.has(d, now) {
+		s.metrics.rejected[rejectUnknown].Inc()
+		return nil, errTokenUnknown()
+	}
+	if s.health.isDown() {
+		// One query at a time finds out whether the outage is over; the
+		// others answer at once instead of each waiting for a timeout.
+		if !s.health.tryProbe() {
+			return s.answerWithoutDatabase(e, kind, now)
+		}
+		if e != nil && s.cache.usable(e, now) {
+			go func() {
+				defer s.health.endProbe()
+				_, _ = s.lookup(context.WithoutCancel(ctx), d, kind, now)
+			}()
+			return s.answerWithoutDatabase(e, kind, now)
+		}
+		defer s.health.endProbe()
+	}
+	p, err := s.lookup(ctx, d, kind, now)
+	if err != nil && ErrorCode(err) != CodeUnauthorized {
+		return s.answerWithoutDatabase(e, kind, now)
+	}
+	if err != nil {
+		s.metrics.rejected[rejectUnknown].Inc()
+		return nil, err
+	}
+	s.counted(kind)
+	return p, nil
+}
+
+// lookup asks the store about a token, once for all concurrent callers, and
+// caches the answer; a failure of the store marks the database down.
+func (s *Service) lookup(ctx context.Context, d digest, kind TokenKind, now time.Time) (*Principal, error) {
+	hash := hex.EncodeToString(d[:]) // HashToken(token), the stored form
 	v, err, _ := s.cache.flight.Do(hash, func() (any, error) {
 		// A flight that ended between our look and this one has filled the
 		// cache: without this second look, a caller that missed just before
 		// that fill would query the store again.
-		if p, err, ok := s.cache.get(digest, now); ok {
-			return p, err
+		if e := s.cache.get(d); e != nil && s.cache.fresh(e, now) {
+			return e.p, nil
 		}
-		p, err := s.loadPrincipal(ctx, hash, now)
-		if err == nil || ErrorCode(err) == CodeUnauthorized {
-			s.cache.put(digest, p, err, now)
+		// The flight serves every waiting caller: one leaving must not cancel it.
+		started := time.Now()
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.AuthTimeout)
+		defer cancel()
+		p, err := s.loadPrincipal(qctx, hash)
+		switch {
+		case err == nil:
+			s.health.ok()
+			s.cache.put(d, p, kind, now)
+		case ErrorCode(err) == CodeUnauthorized:
+			s.health.ok()
+			s.cache.unknown.put(d, now)
+		default:
+			s.health.failed(err, started)
 		}
 		return p, err
 	})
@@ -320,12 +418,72 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, e
 	return v.(*Principal), nil
 }
 
-func (s *Service) loadPrincipal(ctx context.Context, hash string, now time.Time) (*Principal, error) {
-	ws, err := s.store.Authenticate(ctx, hash, now)
+// answerWithoutDatabase answers while the database fails: from a stale
+// entry if there is one young enough, else unavailable.
+func (s *Service) answerWithoutDatabase(e *authEntry, kind TokenKind, now time.Time) (*Principal, error) {
+	if e != nil && s.cache.usable(e, now) {
+		s.metrics.stale.Inc()
+		s.counted(kind)
+		return e.p, nil
+	}
+	s.metrics.unavailable.Inc()
+	return nil, &Error{Code: CodeUnavailable, Reason: "auth_unavailable", RetryAfterSeconds: 5,
+		Message: "the gateway cannot check this workspace token right now (its database does not answer); retry in a few seconds"}
+}
+
+// checkToken checks a token's MAC or checksum; without keys every
+// well-formed token is taken as legacy.
+func (s *Service) checkToken(token string) TokenKind {
+	if s.cfg.TokenKeys == nil {
+		if len(token) == LegacyTokenLen && validChecksum(token) {
+			return TokenLegacy
+		}
+		return TokenForged
+	}
+	return s.cfg.TokenKeys.Check(token)
+}
+
+func (s *Service) counted(kind TokenKind) {
+	if kind == TokenLegacy {
+		s.metrics.legacy.Inc()
+	}
+}
+
+// Vouch says, without a query, whether token is one this gateway stands
+// behind: cached as a workspace's, or signed with one of its keys. The
+// per-client limit on failed authentications lets such tokens through.
+func (s *Service) Vouch(token string) bool {
+	if _, ok := tokenShape(token); !ok {
+		return false
+	}
+	if e := s.cache.get(tokenDigest(token)); e != nil && s.cache.usable(e, s.now()) {
+		return true
+	}
+	return s.cfg.TokenKeys != nil && s.cfg.TokenKeys.Check(token) == TokenSigned
+}
+
+func (s *Service) newToken() (string, error) {
+	if s.cfg.TokenKeys == nil {
+		return NewToken(s.cfg.Region)
+	}
+	return s.cfg.TokenKeys.NewToken(s.cfg.Region)
+}
+
+func errTokenMalformed() *Error {
+	return &Error{Code: CodeUnauthorized, Reason: "token_malformed",
+		Message: "the workspace token is missing or malformed: it starts with pgw_ and is " + fmt.Sprint(TokenLen) + " characters long (" + fmt.Sprint(LegacyTokenLen) + " in the older format); copy it again from your registration"}
+}
+
+func errTokenUnknown() *Error {
+	return &Error{Code: CodeUnauthorized, Reason: "token_unknown",
+		Message: "this workspace token is unknown or was rotated; use the current token of your workspace"}
+}
+
+func (s *Service) loadPrincipal(ctx context.Context, hash string) (*Principal, error) {
+	ws, err := s.store.Authenticate(ctx, hash, s.now())
 	if err != nil {
 		if ErrorCode(err) == CodeNotFound {
-			return nil, &Error{Code: CodeUnauthorized, Reason: "token_unknown",
-				Message: "this workspace token is unknown or was rotated; use the current token of your workspace"}
+			return nil, errTokenUnknown()
 		}
 		return nil, err
 	}
@@ -464,7 +622,7 @@ func (s *Service) RotateToken(ctx context.Context, workspaceID, actor string, gr
 	if grace < 0 || grace > s.cfg.MaxTokenGrace {
 		return "", FieldError("grace", "must be between 0 and %s, got %s", s.cfg.MaxTokenGrace, grace)
 	}
-	token, err := NewToken(s.cfg.Region)
+	token, err := s.newToken()
 	if err != nil {
 		return "", Internal(err, "creating a token")
 	}
@@ -640,13 +798,18 @@ func (s *Service) WatchChanges(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			ids, err := s.store.ChangedWorkspaces(ctx, last.Add(-skew))
+			started := time.Now()
+			qctx, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
+			ids, err := s.store.ChangedWorkspaces(qctx, last.Add(-skew))
+			cancel()
 			if err != nil {
+				// An outage is logged once, by the health tracker, not every poll.
 				if ctx.Err() == nil {
-					s.cfg.Log.Warn("polling for workspace changes failed", "err", err)
+					s.health.failed(err, started)
 				}
 				continue
 			}
+			s.health.ok()
 			for _, id := range ids {
 				s.cache.invalidateWorkspace(id)
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 )
 
 func TestCheckText(t *testing.T) {
@@ -40,7 +41,7 @@ func TestCheckText(t *testing.T) {
 }
 
 func TestBadTextNeverReachesTheStore(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		svc := tenants.NewService(db, tenants.Config{Region: "us", PublicURL: "https://us.gw.example", Terms: termsV1})
 		if err := svc.PublishConfiguredTerms(ctx); err != nil {

@@ -12,6 +12,12 @@ type UsageArchive interface {
 	SaveUsage(ctx context.Context, workspaceID string, u Usage) error
 }
 
+// ArchivedUsageReader reads a month as the database last archived it, to seed
+// a quota store that lost its count.
+type ArchivedUsageReader interface {
+	ArchivedUsage(ctx context.Context, workspaceID string, p Period) (Usage, error)
+}
+
 // RollupUsage copies the current period's usage of every workspace from the
 // quota store into the archive, and in the first days of a month the
 // previous one too, so a Redis crash loses at most one rollup interval of

@@ -193,10 +193,11 @@ func TestTheBinaryRunsTheRenderedChart(t *testing.T) {
 	r := mustRender(t, vals)
 	dbDir := t.TempDir()
 	secrets := map[string]map[string]string{
-		"pushgate-database": {"url": "sqlite:" + filepath.Join(dbDir, "pushgate.db")},
-		"pushgate-apns":     {"AuthKey.p8": mustAPNsKey(t)},
-		"pushgate-fcm":      {"service-account.json": mustServiceAccount(t, sandboxURL)},
-		"sandbox-ca":        {"ca.pem": caPEM},
+		"pushgate-database":  {"url": "sqlite:" + filepath.Join(dbDir, "pushgate.db")},
+		"pushgate-token-key": {"token-key": "ck:chart-test-token-key-of-32-bytes-or-more"},
+		"pushgate-apns":      {"AuthKey.p8": mustAPNsKey(t)},
+		"pushgate-fcm":       {"service-account.json": mustServiceAccount(t, sandboxURL)},
+		"sandbox-ca":         {"ca.pem": caPEM},
 	}
 
 	job := find[*batchv1.Job](t, r, fullname+"-migrate")
@@ -414,7 +415,8 @@ func TestRegionValuesPassTheBinarysConfigCheck(t *testing.T) {
 		t.Run(rg.name+" config is accepted by pushgate migrate", func(t *testing.T) {
 			r := mustRender(t, mustValues(t, rg.files))
 			secrets := map[string]map[string]string{
-				"pushgate-database": {"url": "sqlite:" + filepath.Join(t.TempDir(), "pushgate.db")},
+				"pushgate-database":  {"url": "sqlite:" + filepath.Join(t.TempDir(), "pushgate.db")},
+				"pushgate-token-key": {"token-key": "ck:chart-test-token-key-of-32-bytes-or-more"},
 				// Parsed at start; migrate does not connect to Redis.
 				"pushgate-redis":  {"url": "redis://:secret@127.0.0.1:1/0"},
 				"pushgate-apns":   {"AuthKey.p8": mustAPNsKey(t)},

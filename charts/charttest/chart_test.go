@@ -273,6 +273,7 @@ func TestDeployment(t *testing.T) {
 			"PUSHGATE_REDIS_URL":             "pushgate-redis",
 			"PUSHGATE_STRIPE_SECRET_KEY":     "pushgate-stripe",
 			"PUSHGATE_STRIPE_WEBHOOK_SECRET": "pushgate-stripe",
+			"PUSHGATE_TOKEN_KEY":             "pushgate-token-key",
 		} {
 			e := envVar(t, c, env)
 			if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != secret {
@@ -280,7 +281,7 @@ func TestDeployment(t *testing.T) {
 			}
 		}
 		cfg := mustConfigFile(t, r, fullname)
-		for _, k := range []string{"database_url", "redis_url", "stripe_secret_key", "stripe_webhook_secret"} {
+		for _, k := range []string{"database_url", "redis_url", "stripe_secret_key", "stripe_webhook_secret", "token_key"} {
 			if _, ok := cfg[k]; ok {
 				t.Errorf("the ConfigMap holds %s", k)
 			}

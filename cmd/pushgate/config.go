@@ -53,6 +53,12 @@ type config struct {
 	TermsPublished   string `yaml:"terms_published_at"`
 	TermsGrace       string `yaml:"terms_grace"`
 	AuthCacheTTL     string `yaml:"auth_cache_ttl"`
+	AuthTimeout      string `yaml:"auth_timeout"`
+	AuthStaleMax     string `yaml:"auth_stale_max"`
+	AuthFailuresPM   string `yaml:"auth_failures_per_minute"`
+	TokenKey         string `yaml:"token_key"`
+	TokenKeysPrev    string `yaml:"token_keys_previous"`
+	LegacyTokens     string `yaml:"legacy_tokens"`
 	QuotaPolicy      string `yaml:"quota_redis_policy"`
 	UpgradeURL       string `yaml:"upgrade_url"`
 	RateLimits       string `yaml:"rate_limits"`
@@ -69,6 +75,11 @@ type config struct {
 	termsPublished   time.Time
 	termsGrace       time.Duration
 	authCacheTTL     time.Duration
+	authTimeout      time.Duration
+	authStaleMax     time.Duration
+	authFailuresPM   int
+	tokenKeys        *tenants.TokenKeys // nil when token_key is unset
+	refuseLegacy     bool
 	quotaPolicy      redisquota.Policy
 	upgradeURL       string
 	rateLimits       map[tenants.Plan]api.RateLimit
@@ -111,6 +122,12 @@ func settings() []setting {
 		{"terms_published_at", "PUSHGATE_TERMS_PUBLISHED_AT", "", "when the current terms version took effect, RFC 3339", func(c *config) *string { return &c.TermsPublished }},
 		{"terms_grace", "PUSHGATE_TERMS_GRACE", "", "how long workspaces that accepted an earlier version keep sending", func(c *config) *string { return &c.TermsGrace }},
 		{"auth_cache_ttl", "PUSHGATE_AUTH_CACHE_TTL", "", "how long an authenticated token is cached (bounds how fast a rotation or suspension reaches other replicas)", func(c *config) *string { return &c.AuthCacheTTL }},
+		{"auth_timeout", "PUSHGATE_AUTH_TIMEOUT", "", "how long an authentication query may take before the database counts as unreachable", func(c *config) *string { return &c.AuthTimeout }},
+		{"auth_stale_max", "PUSHGATE_AUTH_STALE_MAX", "", "while the database is unreachable, how long after its last check a workspace is still served from the cache", func(c *config) *string { return &c.AuthStaleMax }},
+		{"auth_failures_per_minute", "PUSHGATE_AUTH_FAILURES_PER_MINUTE", "", "failed authentications allowed per client address (IPv4, or IPv6 /64) per minute before 429", func(c *config) *string { return &c.AuthFailuresPM }},
+		{"token_key", "PUSHGATE_TOKEN_KEY", "", "the key that signs workspace tokens, ID:SECRET (two-character id, secret of 32 bytes or more); required by serve without --dev", func(c *config) *string { return &c.TokenKey }},
+		{"token_keys_previous", "PUSHGATE_TOKEN_KEYS_PREVIOUS", "", "earlier token keys whose tokens are still accepted, ID:SECRET,…", func(c *config) *string { return &c.TokenKeysPrev }},
+		{"legacy_tokens", "PUSHGATE_LEGACY_TOKENS", "", "tokens of the old unsigned format: accept or refuse", func(c *config) *string { return &c.LegacyTokens }},
 		{"quota_redis_policy", "PUSHGATE_QUOTA_REDIS_POLICY", "", "when Redis is unreachable: fail_open (count locally, reconcile later) or fail_closed (refuse, retry later)", func(c *config) *string { return &c.QuotaPolicy }},
 		{"upgrade_url", "PUSHGATE_UPGRADE_URL", "", "where over-quota errors send workspace admins (default PUBLIC_URL/upgrade)", func(c *config) *string { return &c.UpgradeURL }},
 		{"rate_limits", "PUSHGATE_RATE_LIMITS", "", "per-workspace burst limits by plan, PLAN=PER_SECOND/BURST,… (default free=500/20000,pro=2000/50000,enterprise=5000/100000)", func(c *config) *string { return &c.RateLimits }},
@@ -135,6 +152,10 @@ func defaultConfig() config {
 		TermsPublished:  "2026-11-01T00:00:00Z",
 		TermsGrace:      "720h",
 		AuthCacheTTL:    "5s",
+		AuthTimeout:     "2s",
+		AuthStaleMax:    "15m",
+		AuthFailuresPM:  "60",
+		LegacyTokens:    "accept",
 		QuotaPolicy:     "fail_open",
 		BillingGrace:    "168h",
 	}
@@ -303,6 +324,9 @@ func (c *config) validate() error {
 	if c.authCacheTTL, err = time.ParseDuration(c.AuthCacheTTL); err != nil || c.authCacheTTL <= 0 || c.authCacheTTL > time.Minute {
 		return bad("auth_cache_ttl", "expected a duration between 1ms and 1m, got %q", c.AuthCacheTTL)
 	}
+	if err := c.validateAuth(bad); err != nil {
+		return err
+	}
 	switch c.QuotaPolicy {
 	case "fail_open":
 		c.quotaPolicy = redisquota.FailOpen
@@ -386,4 +410,53 @@ func parseRateLimits(raw string) (map[tenants.Plan]api.RateLimit, error) {
 		out[tenants.Plan(plan)] = api.RateLimit{PerSecond: rate, Burst: b}
 	}
 	return out, nil
+}
+
+// validateAuth checks the authentication settings: timeouts, the stale
+// bound, the failure limit and the token keys.
+func (c *config) validateAuth(bad func(key, format string, args ...any) error) error {
+	var err error
+	if c.authTimeout, err = time.ParseDuration(c.AuthTimeout); err != nil || c.authTimeout <= 0 || c.authTimeout > 30*time.Second {
+		return bad("auth_timeout", "expected a duration between 1ms and 30s such as 2s, got %q", c.AuthTimeout)
+	}
+	if c.authStaleMax, err = time.ParseDuration(c.AuthStaleMax); err != nil || c.authStaleMax < c.authCacheTTL || c.authStaleMax > 24*time.Hour {
+		return bad("auth_stale_max", "expected a duration between auth_cache_ttl (%s) and 24h such as 15m, got %q", c.authCacheTTL, c.AuthStaleMax)
+	}
+	if c.authFailuresPM, err = strconv.Atoi(c.AuthFailuresPM); err != nil || c.authFailuresPM < 1 {
+		return bad("auth_failures_per_minute", "expected a whole number of 1 or more, got %q", c.AuthFailuresPM)
+	}
+	switch c.LegacyTokens {
+	case "accept", "refuse":
+		c.refuseLegacy = c.LegacyTokens == "refuse"
+	default:
+		return bad("legacy_tokens", "must be accept or refuse, got %q", c.LegacyTokens)
+	}
+	c.tokenKeys = nil
+	if c.TokenKey == "" {
+		if c.TokenKeysPrev != "" {
+			return bad("token_key", "is required when token_keys_previous is set: the current key signs new tokens")
+		}
+		return nil
+	}
+	current, err := tenants.ParseTokenKey(c.TokenKey)
+	if err != nil {
+		return bad("token_key", "%v", err)
+	}
+	keys := &tenants.TokenKeys{Current: current}
+	seen := map[string]bool{current.ID: true}
+	if c.TokenKeysPrev != "" {
+		for _, raw := range strings.Split(c.TokenKeysPrev, ",") {
+			k, err := tenants.ParseTokenKey(raw)
+			if err != nil {
+				return bad("token_keys_previous", "%v", err)
+			}
+			if seen[k.ID] {
+				return bad("token_keys_previous", "key id %s is used twice: each key needs its own id", k.ID)
+			}
+			seen[k.ID] = true
+			keys.Previous = append(keys.Previous, k)
+		}
+	}
+	c.tokenKeys = keys
+	return nil
 }

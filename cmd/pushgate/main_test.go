@@ -37,9 +37,21 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// envFrom returns a getenv over a fixed map, so tests never read the process environment.
+// testTokenKey signs the tokens of every test gateway whose env does not name PUSHGATE_TOKEN_KEY.
+const testTokenKey = "tk:test-token-key-of-at-least-32-bytes-0123456789"
+
+// envFrom returns a getenv over a fixed map, so tests never read the process
+// environment; PUSHGATE_TOKEN_KEY is testTokenKey unless the map has it.
 func envFrom(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
+	return func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		if k == "PUSHGATE_TOKEN_KEY" {
+			return testTokenKey
+		}
+		return ""
+	}
 }
 
 // server is a pushgate started in-process through run.
@@ -292,6 +304,13 @@ func TestBadConfigurationExitsBeforeListening(t *testing.T) {
 		{"unreadable apps file", map[string]string{"PUSHGATE_APPS_FILE": filepath.Join(dir, "apps.yaml")}, nil, "PUSHGATE_APPS_FILE"},
 		{"bad log format", map[string]string{"PUSHGATE_LOG_FORMAT": "xml"}, nil, "text or json"},
 		{"bad shutdown timeout", map[string]string{"PUSHGATE_SHUTDOWN_TIMEOUT": "soon"}, nil, "PUSHGATE_SHUTDOWN_TIMEOUT"},
+		{"no token key outside dev mode", map[string]string{"PUSHGATE_TOKEN_KEY": ""}, nil, "PUSHGATE_TOKEN_KEY"},
+		{"a token key with a short secret", map[string]string{"PUSHGATE_TOKEN_KEY": "k1:short"}, nil, "PUSHGATE_TOKEN_KEY"},
+		{"a previous token key with the current id", map[string]string{"PUSHGATE_TOKEN_KEYS_PREVIOUS": testTokenKey}, nil, "PUSHGATE_TOKEN_KEYS_PREVIOUS"},
+		{"legacy tokens neither accepted nor refused", map[string]string{"PUSHGATE_LEGACY_TOKENS": "maybe"}, nil, "PUSHGATE_LEGACY_TOKENS"},
+		{"an auth timeout that is not a duration", map[string]string{"PUSHGATE_AUTH_TIMEOUT": "2"}, nil, "PUSHGATE_AUTH_TIMEOUT"},
+		{"a stale bound below the cache TTL", map[string]string{"PUSHGATE_AUTH_STALE_MAX": "1s"}, nil, "PUSHGATE_AUTH_STALE_MAX"},
+		{"no failed authentications allowed", map[string]string{"PUSHGATE_AUTH_FAILURES_PER_MINUTE": "0"}, nil, "PUSHGATE_AUTH_FAILURES_PER_MINUTE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,6 +49,14 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if *dev {
+		err = resolveTokenKey(&cfg, true)
+	} else if cfg.tokenKeys == nil {
+		err = errNoTokenKey
+	}
+	if err != nil {
+		return err
+	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if getenv("GOGC") == "" {
 		// The live heap is small and every push leaves garbage, so collecting
@@ -87,11 +95,14 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		limits = rq
 	}
 
-	db, svc, err := openTenancy(ctx, cfg, log, *dev, limits)
+	db, svc, err := openTenancy(ctx, cfg, log, *dev, limits, reg)
 	if err != nil {
 		return err
 	}
 	cleanup.add(func() { _ = db.Close() })
+	if rq != nil {
+		rq.SeedFrom(db) // a month Redis lost starts from its rolled-up count
+	}
 	ready = append([]api.Checker{{Name: "database", Ping: db.Ping}}, ready...)
 	var devSt *devState
 	if *dev {
@@ -149,11 +160,12 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		Version:  buildInfo(),
 		Ready:    ready,
 
-		Tenants:              svc,
-		PublicURL:            cfg.PublicURL,
-		RegistrationOpen:     cfg.registrationOpen,
-		RegistrationsPerHour: cfg.registrationsPH,
-		TrustProxy:           cfg.trustProxy,
+		Tenants:               svc,
+		PublicURL:             cfg.PublicURL,
+		RegistrationOpen:      cfg.registrationOpen,
+		RegistrationsPerHour:  cfg.registrationsPH,
+		TrustProxy:            cfg.trustProxy,
+		AuthFailuresPerMinute: cfg.authFailuresPM,
 
 		Apps:       apps,
 		Quotas:     quotas,

@@ -78,6 +78,8 @@ type cliEnv struct {
 	fs     *flag.FlagSet
 	load   func() (config, error)
 	asJSON *bool
+	// issuesTokens: the command signs tokens, so it needs the token key.
+	issuesTokens bool
 }
 
 func newCLI(name string, stderr io.Writer, getenv func(string) string) cliEnv {
@@ -105,6 +107,9 @@ func (c cliEnv) open(ctx context.Context, stderr io.Writer) (*tenants.Service, c
 	if err != nil {
 		return nil, cfg, nil, err
 	}
+	if err := resolveTokenKey(&cfg, false); err != nil && c.issuesTokens {
+		return nil, cfg, nil, err
+	}
 	log := newLogger(stderr, cfg.LogFormat, "warn")
 	var limits tenants.LimitPublisher
 	closeRedis := func() {}
@@ -118,7 +123,7 @@ func (c cliEnv) open(ctx context.Context, stderr io.Writer) (*tenants.Service, c
 			closeRedis = func() { _ = rdb.Close() }
 		}
 	}
-	db, svc, err := openTenancy(ctx, cfg, log, false, limits)
+	db, svc, err := openTenancy(ctx, cfg, log, false, limits, nil)
 	if err != nil {
 		closeRedis()
 		return nil, cfg, nil, err
@@ -128,6 +133,7 @@ func (c cliEnv) open(ctx context.Context, stderr io.Writer) (*tenants.Service, c
 
 func wsCreate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c := newCLI("workspace create", stderr, getenv)
+	c.issuesTokens = true
 	name := c.fs.String("name", "", "workspace name (required)")
 	email := c.fs.String("email", "", "contact email (required)")
 	serverID := c.fs.String("server-id", "", "bind to one Mattermost installation (its Diagnostic ID)")
@@ -319,6 +325,7 @@ func orNone(s string) string {
 
 func wsRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c := newCLI("workspace rotate-token", stderr, getenv)
+	c.issuesTokens = true
 	grace := c.fs.Duration("grace", 0, "keep the old token working this long (at most 24h); default: it stops at once")
 	pos, svc, _, done, err := c.start(ctx, stderr, args, "ID")
 	if err != nil {

@@ -137,19 +137,28 @@ func EnsureDevKit(dir, tokenURI, projectID string) (DevKit, error) {
 	return kit, nil
 }
 
+// NewAPNsKey makes an APNs token-auth key and its .p8 file content, as Apple issues them.
+func NewAPNsKey() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate APNs key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode APNs key: %w", err)
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
 // loadOrCreateP8 reads an Apple-style .p8 key, creating it when absent.
 func loadOrCreateP8(path string) (*ecdsa.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		key, p8, err := NewAPNsKey()
 		if err != nil {
-			return nil, fmt.Errorf("sandbox: dev kit: generate APNs key: %w", err)
+			return nil, fmt.Errorf("sandbox: dev kit: %w", err)
 		}
-		der, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return nil, fmt.Errorf("sandbox: dev kit: encode APNs key: %w", err)
-		}
-		if err := writeNewFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		if err := writeNewFile(path, p8, 0o600); err != nil {
 			if !errors.Is(err, fs.ErrExist) {
 				return nil, err
 			}

@@ -3,13 +3,10 @@ package sandbox_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"net/http"
 	"os"
@@ -70,20 +67,11 @@ func mustRootCAs(t testing.TB, s *sandbox.Server) *x509.CertPool {
 // mustP8 returns a fresh APNs signing key and its .p8 encoding.
 func mustP8(t testing.TB) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, p8, err := sandbox.NewAPNsKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p8 := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	parsed, err := token.AuthKeyFromBytes(p8)
-	if err != nil {
-		t.Fatalf("AuthKeyFromBytes: %v", err)
-	}
-	return parsed, p8
+	return key, p8
 }
 
 // trustSandbox points an apns2 client at the sandbox and makes its HTTP/2 transport trust the sandbox CA.

@@ -3,6 +3,7 @@ package redisquota
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -80,26 +81,52 @@ type local struct {
 	// active is set while used is not empty, so that the hot path skips the lock.
 	active atomic.Bool
 	// open holds each workspace's writes not yet sent to Redis.
-	open map[string]*batch
+	open map[string]*outageBatch
 	// sealed holds batches handed to Redis without a confirmed answer; they
 	// are resent with the same id until Redis confirms.
-	sealed []*batch
-	marks  int
+	sealed []*outageBatch
+	// keys counts the key records held, for maxMarks.
+	keys int
+	// undos counts the pending undos, so that the hot path skips the lock when there are none.
+	undos atomic.Int64
 }
 
 func (l *local) init() {
 	l.used = make(map[wsPeriod]int64)
-	l.open = make(map[string]*batch)
+	l.open = make(map[string]*outageBatch)
 }
 
-// batch is one workspace's writes for one reconcile call.
-type batch struct {
+// outageBatch is one workspace's writes for one reconcile call.
+type outageBatch struct {
 	id     string
 	ws     string
 	counts map[tenants.Period]map[string]int64
 	// refs is each month's latest event, from which its TTL is set.
-	refs  map[tenants.Period]time.Time
-	marks map[string]mark
+	refs map[tenants.Period]time.Time
+	keys map[string]*keyRecord
+}
+
+// keyRecord is what this replica did with one dedupe key while Redis did
+// not answer. Redis applies each part at most once, whatever it already ran.
+type keyRecord struct {
+	// mark is the key's latest local state, written as its bucket entry.
+	mark    mark
+	hasMark bool
+	// units are the times of local admissions that took a unit: each is
+	// counted unless Redis holds the key near that time (the admission that
+	// seemed to fail ran after all).
+	units []time.Time
+	// undos are admissions that Redis may have run though nothing was
+	// forwarded: each is taken back if Redis holds exactly its entry.
+	undos []attempt
+	// outcomes are the day counts of Settles.
+	outcomes []outcome
+}
+
+// attempt is one admission sent to Redis: its time and its tag.
+type attempt struct {
+	at  time.Time
+	tag int64
 }
 
 type mark struct {
@@ -107,65 +134,147 @@ type mark struct {
 	undelivered bool
 }
 
-func (b *batch) add(p tenants.Period, field string, at time.Time) {
+// outcome is a Settle's count of a day field, counted unless Redis holds its
+// receipt (the Settle that seemed to fail ran).
+type outcome struct {
+	at    time.Time
+	tag   int64
+	field string
+}
+
+// receipt is what countScript leaves beside a key for an outcome settled at off with tag.
+func receipt(off, tag int64) int64 { return tag*tagUnit + off*2 + 1 }
+
+func (b *outageBatch) add(p tenants.Period, field string, at time.Time) {
 	if b.counts == nil {
 		b.counts = make(map[tenants.Period]map[string]int64)
-		b.refs = make(map[tenants.Period]time.Time)
 	}
 	if b.counts[p] == nil {
 		b.counts[p] = make(map[string]int64)
 	}
 	b.counts[p][field]++
+	b.ref(p, at)
+}
+
+func (b *outageBatch) ref(p tenants.Period, at time.Time) {
+	if b.refs == nil {
+		b.refs = make(map[tenants.Period]time.Time)
+	}
 	if at.After(b.refs[p]) {
 		b.refs[p] = at
 	}
 }
 
-func (l *local) openBatch(ws string) *batch {
+func (l *local) openBatch(ws string) *outageBatch {
 	b := l.open[ws]
 	if b == nil {
-		b = &batch{ws: ws, marks: make(map[string]mark)}
+		b = &outageBatch{ws: ws, keys: make(map[string]*keyRecord)}
 		l.open[ws] = b
 	}
 	return b
 }
 
+// record returns key's record in ws's open batch, or nil when maxMarks are held.
+func (l *local) record(ws, key string) *keyRecord {
+	b := l.openBatch(ws)
+	r := b.keys[key]
+	if r == nil {
+		if l.keys >= maxMarks {
+			return nil
+		}
+		l.keys++
+		r = &keyRecord{}
+		b.keys[key] = r
+	}
+	return r
+}
+
 func (l *local) findMark(ws, key string) (mark, bool) {
 	if b := l.open[ws]; b != nil {
-		if m, ok := b.marks[key]; ok {
-			return m, true
+		if r := b.keys[key]; r != nil && r.hasMark {
+			return r.mark, true
 		}
 	}
 	for i := len(l.sealed) - 1; i >= 0; i-- {
 		if b := l.sealed[i]; b.ws == ws {
-			if m, ok := b.marks[key]; ok {
-				return m, true
+			if r := b.keys[key]; r != nil && r.hasMark {
+				return r.mark, true
 			}
 		}
 	}
 	return mark{}, false
 }
 
+// putMark sets key's local state.
 func (l *local) putMark(ws, key string, m mark) {
-	b := l.openBatch(ws)
-	if _, ok := b.marks[key]; !ok {
-		if l.marks >= maxMarks {
-			return
-		}
-		l.marks++
+	if r := l.record(ws, key); r != nil {
+		r.mark, r.hasMark = m, true
 	}
-	b.marks[key] = m
+}
+
+// addUnit records a local admission that took a unit.
+func (l *local) addUnit(ws, key string, p tenants.Period, at time.Time) {
+	r := (*keyRecord)(nil)
+	if key != "" {
+		r = l.record(ws, key)
+	}
+	if r == nil {
+		b := l.openBatch(ws)
+		b.add(p, "u", at)
+		b.add(p, dayField(at, 's'), at)
+		return
+	}
+	r.units = append(r.units, at)
+}
+
+// addUndo records an admission that Redis may have run though nothing was forwarded.
+func (l *local) addUndo(ws, key string, a attempt) {
+	if key == "" || a.tag == 0 {
+		return
+	}
+	if r := l.record(ws, key); r != nil {
+		r.undos = append(r.undos, a)
+		l.undos.Add(1)
+	}
+}
+
+// hasUndo reports whether an undo of ws's key waits for Redis.
+func (l *local) hasUndo(ws, key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.open[ws]; b != nil {
+		if r := b.keys[key]; r != nil && len(r.undos) > 0 {
+			return true
+		}
+	}
+	for _, b := range l.sealed {
+		if r := b.keys[key]; b.ws == ws && r != nil && len(r.undos) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // pendingUnits is how many units of k were counted here and not yet written to Redis.
 func (l *local) pendingUnits(k wsPeriod) int64 {
+	count := func(b *outageBatch) int64 {
+		n := b.counts[k.p]["u"]
+		for _, r := range b.keys {
+			for _, at := range r.units {
+				if tenants.PeriodOf(at) == k.p {
+					n++
+				}
+			}
+		}
+		return n
+	}
 	var n int64
 	if b := l.open[k.ws]; b != nil {
-		n += b.counts[k.p]["u"]
+		n += count(b)
 	}
 	for _, b := range l.sealed {
 		if b.ws == k.ws {
-			n += b.counts[k.p]["u"]
+			n += count(b)
 		}
 	}
 	return n
@@ -189,14 +298,21 @@ func (s *Store) setPendingGauge() {
 	s.metrics.pendingReconciles.Set(float64(len(s.local.open) + len(s.local.sealed)))
 }
 
-// admitLocally decides an admission while Redis is unreachable.
-func (s *Store) admitLocally(a tenants.Admission, at time.Time, p tenants.Period, cause error) (tenants.Verdict, error) {
-	if s.policy == FailClosed {
-		return tenants.Verdict{}, unavailable(cause)
-	}
+// admitLocally decides an admission while Redis is unreachable. A nonzero
+// tag is that of an attempt Redis may have run: when nothing of the key is
+// forwarded (refused or exhausted), its unit is taken back once Redis answers.
+func (s *Store) admitLocally(a tenants.Admission, at time.Time, p tenants.Period, cause error, tag int64) (tenants.Verdict, error) {
 	l := &s.local
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	undo := func() {
+		l.addUndo(a.WorkspaceID, a.DedupeKey, attempt{at, tag})
+		s.setPendingGauge()
+	}
+	if s.policy == FailClosed {
+		undo()
+		return tenants.Verdict{}, unavailable(cause)
+	}
 	k := wsPeriod{a.WorkspaceID, p}
 	used, ok := l.used[k]
 	if !ok {
@@ -211,6 +327,7 @@ func (s *Store) admitLocally(a tenants.Admission, at time.Time, p tenants.Period
 	if a.DedupeKey != "" {
 		if m, ok := l.findMark(a.WorkspaceID, a.DedupeKey); ok && at.Sub(m.at) < window {
 			if !m.undelivered {
+				// Forwarded here already: a unit Redis took for this attempt stands for it.
 				v.Decision = tenants.Duplicate
 				return v, nil
 			}
@@ -221,14 +338,13 @@ func (s *Store) admitLocally(a tenants.Admission, at time.Time, p tenants.Period
 		}
 	}
 	if a.Limit >= 0 && used >= a.Limit {
+		undo()
 		v.Decision = tenants.Exhausted
 		return v, nil
 	}
 	used++
 	l.used[k] = used
-	b := l.openBatch(a.WorkspaceID)
-	b.add(p, "u", at)
-	b.add(p, dayField(at, 's'), at)
+	l.addUnit(a.WorkspaceID, a.DedupeKey, p, at)
 	if a.DedupeKey != "" {
 		l.putMark(a.WorkspaceID, a.DedupeKey, mark{at: at})
 	}
@@ -239,17 +355,33 @@ func (s *Store) admitLocally(a tenants.Admission, at time.Time, p tenants.Period
 	return v, nil
 }
 
-// countLocally buffers an outcome or ack while Redis is unreachable.
-func (s *Store) countLocally(ws, field, key string, at time.Time) {
+// undoLater records an admission that Redis may have run for a caller that gave up.
+func (s *Store) undoLater(a *tenants.Admission, at time.Time, tag int64) {
 	l := &s.local
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.openBatch(ws)
-	if field != "" {
-		b.add(tenants.PeriodOf(at), field, at)
-	}
+	l.addUndo(a.WorkspaceID, a.DedupeKey, attempt{at, tag})
+	s.setPendingGauge()
+}
+
+// countLocally buffers an outcome or ack while Redis is unreachable; tag is
+// that of the attempt Redis may have run.
+func (s *Store) countLocally(ws, field, key string, at time.Time, tag int64) {
+	l := &s.local
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var r *keyRecord
 	if key != "" {
-		l.putMark(ws, key, mark{at: at, undelivered: true})
+		if r = l.record(ws, key); r != nil {
+			r.mark, r.hasMark = mark{at: at, undelivered: true}, true
+		}
+	}
+	switch {
+	case field == "":
+	case r != nil && tag != 0:
+		r.outcomes = append(r.outcomes, outcome{at, tag, field})
+	default:
+		l.openBatch(ws).add(tenants.PeriodOf(at), field, at)
 	}
 	s.setPendingGauge()
 }
@@ -325,21 +457,23 @@ func (s *Store) Flush(ctx context.Context) error {
 
 func (s *Store) batchTimeout() time.Duration { return max(s.timeout, time.Second) }
 
-// seal moves every open batch to the sealed list, under a new id, and returns that list.
-func (s *Store) seal() []*batch {
+// seal moves every open batch to the sealed list, under a new id, and
+// returns that list. A batch holds at most maxBatchMarks keys, each with all
+// its records, so one key's parts are applied together.
+func (s *Store) seal() []*outageBatch {
 	l := &s.local
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for ws, b := range l.open {
 		delete(l.open, ws)
-		for len(b.marks) > maxBatchMarks {
-			extra := &batch{id: s.batchID(), ws: ws, marks: make(map[string]mark, maxBatchMarks)}
-			for key, m := range b.marks {
-				if len(extra.marks) == maxBatchMarks {
+		for len(b.keys) > maxBatchMarks {
+			extra := &outageBatch{id: s.batchID(), ws: ws, keys: make(map[string]*keyRecord, maxBatchMarks)}
+			for key, r := range b.keys {
+				if len(extra.keys) == maxBatchMarks {
 					break
 				}
-				extra.marks[key] = m
-				delete(b.marks, key)
+				extra.keys[key] = r
+				delete(b.keys, key)
 			}
 			l.sealed = append(l.sealed, extra)
 		}
@@ -351,13 +485,16 @@ func (s *Store) seal() []*batch {
 }
 
 // sent drops a batch that Redis confirmed.
-func (s *Store) sent(b *batch) {
+func (s *Store) sent(b *outageBatch) {
 	l := &s.local
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if i := slices.Index(l.sealed, b); i >= 0 {
 		l.sealed = slices.Delete(l.sealed, i, i+1)
-		l.marks -= len(b.marks)
+		l.keys -= len(b.keys)
+		for _, r := range b.keys {
+			l.undos.Add(-int64(len(r.undos)))
+		}
 	}
 	s.setPendingGauge()
 }
@@ -368,40 +505,110 @@ func (s *Store) batchID() string {
 
 // send applies one batch with the reconcile script. A sealed batch is never
 // changed, so it needs no lock.
-func (s *Store) send(ctx context.Context, b *batch) error {
+func (s *Store) send(ctx context.Context, b *outageBatch) error {
+	keys, args := s.reconcileCommand(b)
+	return reconcileScript.Run(ctx, s.rdb, keys, args...).Err()
+}
+
+// reconcileCommand lays out a batch for reconcileScript (see there).
+func (s *Store) reconcileCommand(b *outageBatch) ([]string, []any) {
+	months := map[tenants.Period]int{}
+	refs := maps.Clone(b.refs)
+	if refs == nil {
+		refs = map[tenants.Period]time.Time{}
+	}
+	var periods []tenants.Period
+	month := func(at time.Time) int {
+		p := tenants.PeriodOf(at)
+		if at.After(refs[p]) {
+			refs[p] = at
+		}
+		i, ok := months[p]
+		if !ok {
+			periods = append(periods, p)
+			i = len(periods)
+			months[p] = i
+		}
+		return i
+	}
+	for p := range b.counts {
+		month(b.refs[p])
+	}
+	buckets := map[int64]int{}
+	var numbers []int64
+	firstOff := map[int64]int64{}
+	bucket := func(at time.Time, written bool) (int, int64, int64) {
+		n, off := bucketOf(at)
+		i, ok := buckets[n]
+		if !ok {
+			numbers = append(numbers, n)
+			i = len(numbers)
+			buckets[n] = i
+		}
+		if f, ok := firstOff[n]; written && (!ok || off < f) {
+			firstOff[n] = off
+		}
+		return i, n, off
+	}
+	var undos, units, marks, outcomes []any
+	nUndos, nUnits, nMarks, nOutcomes := 0, 0, 0, 0
+	for key, r := range b.keys {
+		var f [8]byte
+		field := string(appendField(f[:0], key))
+		for _, u := range r.undos {
+			bi, _, off := bucket(u.at, false)
+			undos = append(undos, month(u.at), dayField(u.at, 's'), bi, field, u.tag*tagUnit+off*2)
+			nUndos++
+		}
+		for _, at := range r.units {
+			mi := month(at)
+			n, off := bucketOf(at)
+			for d := -int64(bucketsChecked - 1); d < int64(bucketsChecked); d++ {
+				bucket(time.UnixMilli((n+d)*bucketSpan.Milliseconds()), false)
+			}
+			units = append(units, mi, dayField(at, 's'), field, n, off)
+			nUnits++
+		}
+		if r.hasMark {
+			m := r.mark
+			bi, _, off := bucket(m.at, true)
+			value := off * 2
+			if m.undelivered {
+				value++
+			}
+			marks = append(marks, bi, field, value)
+			nMarks++
+		}
+		for _, o := range r.outcomes {
+			bi, _, off := bucket(o.at, true)
+			outcomes = append(outcomes, month(o.at), o.field, bi, field+"o", receipt(off, o.tag))
+			nOutcomes++
+		}
+	}
 	keys := []string{s.base(b.ws) + "r:" + b.id}
-	args := []any{guardTTL.Milliseconds(), len(b.counts)}
-	for p, fields := range b.counts {
+	args := []any{guardTTL.Milliseconds(), len(periods), len(numbers)}
+	for _, p := range periods {
 		keys = append(keys, s.monthKey(b.ws, p))
-		args = append(args, monthTTL(p, b.refs[p]).Milliseconds(), len(fields))
-		for f, n := range fields {
+		args = append(args, monthTTL(p, refs[p]).Milliseconds(), len(b.counts[p]))
+		for f, n := range b.counts[p] {
 			args = append(args, f, n)
 		}
 	}
-	type entry struct {
-		key   string
-		value int64
-	}
-	buckets := make(map[int64][]entry)
-	firstOff := make(map[int64]int64)
-	for key, m := range b.marks {
-		bucket, off := bucketOf(m.at)
-		value := off * 2
-		if m.undelivered {
-			value++
+	for _, n := range numbers {
+		keys = append(keys, s.bucketKey(b.ws, n))
+		off, ok := firstOff[n]
+		if !ok {
+			off = 0
 		}
-		var f [8]byte
-		buckets[bucket] = append(buckets[bucket], entry{string(appendField(f[:0], key)), value})
-		if f, ok := firstOff[bucket]; !ok || off < f {
-			firstOff[bucket] = off
-		}
+		args = append(args, n, bucketTTL(off))
 	}
-	for bucket, entries := range buckets {
-		keys = append(keys, s.bucketKey(b.ws, bucket))
-		args = append(args, bucketTTL(firstOff[bucket]), len(entries))
-		for _, e := range entries {
-			args = append(args, e.key, e.value)
-		}
-	}
-	return reconcileScript.Run(ctx, s.rdb, keys, args...).Err()
+	args = append(args, nUndos)
+	args = append(args, undos...)
+	args = append(args, nUnits)
+	args = append(args, units...)
+	args = append(args, nMarks)
+	args = append(args, marks...)
+	args = append(args, nOutcomes)
+	args = append(args, outcomes...)
+	return keys, args
 }

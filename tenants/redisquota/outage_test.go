@@ -15,7 +15,7 @@ func mustCountLocally(t *testing.T, s *Store, ws string, n int, at time.Time) {
 	t.Helper()
 	for i := range n {
 		a := tenants.Admission{WorkspaceID: ws, Limit: tenants.Unlimited, DedupeKey: fmt.Sprintf("k%d", i), At: at}
-		v, err := s.admitLocally(a, at, tenants.PeriodOf(at), errBreakerOpen)
+		v, err := s.admitLocally(a, at, tenants.PeriodOf(at), errBreakerOpen, 0)
 		if err != nil || v.Decision != tenants.Admitted {
 			t.Fatalf("local admission %d = %v, %v", i, v.Decision, err)
 		}
@@ -37,7 +37,7 @@ func TestResentBatchIsAppliedOnce(t *testing.T) {
 	ctx := context.Background()
 	at := time.Now().UTC()
 	mustCountLocally(t, s, "ws", 3, at)
-	s.countLocally("ws", dayField(at, 'a'), "", at)
+	s.countLocally("ws", dayField(at, 'a'), "", at, 0)
 
 	batches := s.seal()
 	if len(batches) != 1 {
@@ -96,8 +96,8 @@ func TestLocalDedupeIsBounded(t *testing.T) {
 	for i := range maxMarks + 10 {
 		s.local.putMark("ws", fmt.Sprintf("k%d", i), mark{at: at})
 	}
-	if s.local.marks != maxMarks {
-		t.Fatalf("%d marks held, want at most %d", s.local.marks, maxMarks)
+	if s.local.keys != maxMarks {
+		t.Fatalf("%d keys held, want at most %d", s.local.keys, maxMarks)
 	}
 }
 

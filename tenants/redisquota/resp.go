@@ -2,6 +2,7 @@ package redisquota
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,9 +19,7 @@ import (
 // respConn is one connection to Redis that speaks just enough RESP for the
 // admission pipeline: commands are written from their parts into one buffer
 // and integer-array replies are read into fixed slots, so a pipelined
-// admission allocates nothing (go-redis spends ~30 allocations on a command
-// object, its boxed arguments and its reply). It is used by one goroutine at
-// a time.
+// admission allocates nothing. One goroutine uses it at a time.
 type respConn struct {
 	c   net.Conn
 	r   *bufio.Reader
@@ -57,7 +56,7 @@ func dialRESP(ctx context.Context, opt *redis.Options, timeout time.Duration) (*
 	if err != nil {
 		return nil, err
 	}
-	rc := &respConn{c: c, r: bufio.NewReaderSize(c, 16<<10), out: make([]byte, 0, 16<<10)}
+	conn := &respConn{c: c, r: bufio.NewReaderSize(c, 16<<10), out: make([]byte, 0, 16<<10)}
 	user, pass := opt.Username, opt.Password
 	switch {
 	case opt.CredentialsProviderContext != nil:
@@ -82,30 +81,30 @@ func dialRESP(ctx context.Context, opt *redis.Options, timeout time.Duration) (*
 	// Named, so that CLIENT LIST tells an operator what the connection is for.
 	setup = append(setup, []string{"CLIENT", "SETNAME", "pushgate-quota"})
 	deadline, _ := ctx.Deadline()
-	if err := rc.do(deadline, setup); err != nil {
+	if err := conn.do(deadline, setup); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("setting up the quota connection: %w", err)
 	}
-	return rc, nil
+	return conn, nil
 }
 
 // do sends setup commands and requires an OK (or, for a name, any simple) answer to each.
-func (rc *respConn) do(deadline time.Time, cmds [][]string) error {
-	if err := rc.c.SetDeadline(deadline); err != nil {
+func (conn *respConn) do(deadline time.Time, cmds [][]string) error {
+	if err := conn.c.SetDeadline(deadline); err != nil {
 		return err
 	}
-	rc.out = rc.out[:0]
+	conn.out = conn.out[:0]
 	for _, cmd := range cmds {
-		rc.out = appendArrayHeader(rc.out, len(cmd))
+		conn.out = appendArrayHeader(conn.out, len(cmd))
 		for _, a := range cmd {
-			rc.out = appendBulk(rc.out, a)
+			conn.out = appendBulk(conn.out, a)
 		}
 	}
-	if err := rc.flush(); err != nil {
+	if err := conn.flush(); err != nil {
 		return err
 	}
 	for range cmds {
-		line, err := rc.line()
+		line, err := conn.line()
 		if err != nil {
 			return err
 		}
@@ -120,17 +119,17 @@ func (rc *respConn) do(deadline time.Time, cmds [][]string) error {
 	return nil
 }
 
-func (rc *respConn) flush() error {
-	_, err := rc.c.Write(rc.out)
-	if cap(rc.out) > 1<<20 {
-		rc.out = make([]byte, 0, 16<<10) // a rare huge batch does not pin its buffer
+func (conn *respConn) flush() error {
+	_, err := conn.c.Write(conn.out)
+	if cap(conn.out) > 1<<20 {
+		conn.out = make([]byte, 0, 16<<10) // a rare huge batch does not pin its buffer
 	}
 	return err
 }
 
 // line reads one reply line without its CRLF; it stays valid until the next read.
-func (rc *respConn) line() ([]byte, error) {
-	line, err := rc.r.ReadSlice('\n')
+func (conn *respConn) line() ([]byte, error) {
+	line, err := conn.r.ReadSlice('\n')
 	if err != nil {
 		return nil, err
 	}
@@ -143,8 +142,8 @@ func (rc *respConn) line() ([]byte, error) {
 // readInts reads one reply that must be an array of integers into dst. An
 // error reply comes back as a redisError with the stream still in step; any
 // other error means the connection must be dropped.
-func (rc *respConn) readInts(dst []int64) (int, error) {
-	line, err := rc.line()
+func (conn *respConn) readInts(dst []int64) (int, error) {
+	line, err := conn.line()
 	if err != nil {
 		return 0, err
 	}
@@ -160,7 +159,7 @@ func (rc *respConn) readInts(dst []int64) (int, error) {
 		return 0, errProtocol
 	}
 	for i := range int(n) {
-		line, err := rc.line()
+		line, err := conn.line()
 		if err != nil {
 			return 0, err
 		}
@@ -173,7 +172,7 @@ func (rc *respConn) readInts(dst []int64) (int, error) {
 	return int(n), nil
 }
 
-func (rc *respConn) close() { _ = rc.c.Close() }
+func (conn *respConn) close() { _ = conn.c.Close() }
 
 func parseInt(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 20 {
@@ -240,9 +239,10 @@ func (s *Store) appendKey(b []byte, ws, kind string, suffix []byte) []byte {
 	return append(b, '\r', '\n')
 }
 
-// appendAdmit appends the EVALSHA of the admit script for a: the same keys
-// and arguments as Store.admitKeysArgs gives go-redis, written straight into b.
-func (s *Store) appendAdmit(b []byte, a *tenants.Admission, at time.Time, p tenants.Period) []byte {
+// appendAdmit appends the EVALSHA of the admit script for a: the one
+// encoding of its keys and arguments, sent as it is on the pipelined
+// connection and split by admitArgs for go-redis.
+func (s *Store) appendAdmit(b []byte, a *tenants.Admission, at time.Time, p tenants.Period, seed byte, tag int64) []byte {
 	nk := 1
 	if a.DedupeKey != "" {
 		nk += bucketsChecked
@@ -269,5 +269,34 @@ func (s *Store) appendAdmit(b []byte, a *tenants.Admission, at time.Time, p tena
 	}
 	b = appendBulkInt(b, off)
 	b = appendBulkInt(b, bucketTTL(off))
-	return appendBulkInt(b, versionMillis(a.LimitVersion))
+	b = appendBulkInt(b, versionMillis(a.LimitVersion))
+	b = appendBulkBytes(b, []byte{seed})
+	return appendBulkInt(b, tag)
+}
+
+// splitArgs splits one RESP array of bulk strings off the front of b into
+// go-redis arguments that share b's bytes.
+func splitArgs(b []byte) (args []any, rest []byte, ok bool) {
+	line, b, ok := bytes.Cut(b, []byte("\r\n"))
+	if !ok || len(line) < 2 || line[0] != '*' {
+		return nil, nil, false
+	}
+	n, ok := parseInt(line[1:])
+	if !ok || n < 0 || n > int64(len(b)) {
+		return nil, nil, false
+	}
+	args = make([]any, 0, n)
+	for range n {
+		line, b, ok = bytes.Cut(b, []byte("\r\n"))
+		if !ok || len(line) < 2 || line[0] != '$' {
+			return nil, nil, false
+		}
+		size, ok := parseInt(line[1:])
+		if !ok || size < 0 || int64(len(b)) < size+2 {
+			return nil, nil, false
+		}
+		args = append(args, b[:size:size])
+		b = b[size+2:]
+	}
+	return args, b, true
 }

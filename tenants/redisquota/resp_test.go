@@ -2,7 +2,6 @@ package redisquota
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,32 +11,7 @@ import (
 	"github.com/pushgate/pushgate/tenants"
 )
 
-// scanCommand splits one RESP array of bulk strings off the front of b.
-func scanCommand(b []byte) (args []string, rest []byte, ok bool) {
-	line, b, ok := bytes.Cut(b, []byte("\r\n"))
-	if !ok || len(line) < 2 || line[0] != '*' {
-		return nil, nil, false
-	}
-	n, ok := parseInt(line[1:])
-	if !ok {
-		return nil, nil, false
-	}
-	for range n {
-		line, b, ok = bytes.Cut(b, []byte("\r\n"))
-		if !ok || len(line) < 2 || line[0] != '$' {
-			return nil, nil, false
-		}
-		size, ok := parseInt(line[1:])
-		if !ok || size < 0 || int64(len(b)) < size+2 {
-			return nil, nil, false
-		}
-		args = append(args, string(b[:size]))
-		b = b[size+2:]
-	}
-	return args, b, true
-}
-
-func TestAppendAdmitSendsWhatGoRedisWould(t *testing.T) {
+func TestTheAdmitCommandIsEncodedOnce(t *testing.T) {
 	s := New(nil, Options{Prefix: "pg:"})
 	at := time.Date(2026, 11, 22, 3, 4, 5, 678e6, time.UTC)
 	for name, a := range map[string]tenants.Admission{
@@ -45,20 +19,31 @@ func TestAppendAdmitSendsWhatGoRedisWould(t *testing.T) {
 		"without a dedupe key":  {WorkspaceID: "ws-2", Limit: tenants.Unlimited, At: at},
 		"with a negative limit": {WorkspaceID: "w", Limit: -1, DedupeKey: "k", At: at},
 	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(name+": the keys are the workspace's, in its slot", func(t *testing.T) {
 			p := tenants.PeriodOf(at)
-			keys, args := s.admitKeysArgs(&a, at, p)
-			want := []string{"EVALSHA", admitScript.Hash(), fmt.Sprint(len(keys))}
-			want = append(want, keys...)
-			for _, v := range args {
-				want = append(want, fmt.Sprint(v))
-			}
-			got, rest, ok := scanCommand(s.appendAdmit(nil, &a, at, p))
+			got, rest, ok := splitCommand(s.appendAdmit(nil, &a, at, p, seedCheck, 7))
 			if !ok || len(rest) != 0 {
 				t.Fatalf("appendAdmit wrote no single well-formed command (ok %v, %d bytes left)", ok, len(rest))
 			}
+			nk := 1
+			if a.DedupeKey != "" {
+				nk += bucketsChecked
+			}
+			keys, field, off := s.keys(a.WorkspaceID, p, at, nk, a.DedupeKey)
+			want := []string{"EVALSHA", admitScript.Hash(), fmt.Sprint(nk)}
+			want = append(want, keys...)
+			want = append(want, fmt.Sprint(a.Limit), dayField(at, 's'), fmt.Sprint(monthTTL(p, at).Milliseconds()),
+				field, fmt.Sprint(off), fmt.Sprint(bucketTTL(off)), fmt.Sprint(versionMillis(a.LimitVersion)), string(rune(seedCheck)), "7")
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Fatalf("appendAdmit wrote\n%q\nwant\n%q", got, want)
+			}
+			for _, k := range keys {
+				if !strings.HasPrefix(k, "pg:{"+a.WorkspaceID+"}:") {
+					t.Errorf("key %q has not the workspace's hash tag", k)
+				}
+			}
+			if len(got) != 3+nk+admitArgc {
+				t.Errorf("%d parts, want %d", len(got), 3+nk+admitArgc)
 			}
 		})
 	}

@@ -7,11 +7,15 @@
 //
 //	<prefix>{ws}:m:2006-01   hash: "u" = units used that month; "DDs", "DDd",
 //	                         "DDf", "DDa" = sent, dead tokens, failed, acked on
-//	                         day DD. Expires 35 days after the month ends.
+//	                         day DD; "g" = seeded from the database, "n" =
+//	                         counted before the seed. Expires 35 days after
+//	                         the month ends.
 //	<prefix>{ws}:k:<n>       hash: the dedupe keys recorded in the n-th
-//	                         10-minute bucket since the epoch; each value is the
-//	                         offset in the bucket (ms) * 2 + state. Expires 71
-//	                         minutes after the bucket opens.
+//	                         10-minute bucket since the epoch; each value is
+//	                         tag * 2^21 + the offset in the bucket (ms) * 2 +
+//	                         state (see admitScript), and a settled outcome's
+//	                         receipt beside its key. Expires 71 minutes after
+//	                         the bucket opens.
 //	<prefix>{ws}:r:<batch>   a reconciled batch's guard (24 h).
 //
 // Decisions follow the admission's At, never Redis's clock: Redis's own
@@ -24,7 +28,9 @@
 // admits against a local count per workspace and month, exact on this
 // replica only, and Run writes what was counted locally into Redis once it
 // answers again. Settle and RecordAck are buffered the same way under both
-// policies, since they admit nothing.
+// policies, since they admit nothing. An admission whose answer was lost may
+// have run in Redis; Run settles it once by its dedupe key, so the count
+// ends equal to what was forwarded.
 package redisquota
 
 import (
@@ -43,6 +49,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/pushgate/pushgate/tenants"
 )
@@ -99,6 +106,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock of the outage breaker and the reconciler (default time.Now).
 	Now func() time.Time
+	// Archive, when set, seeds a month that Redis does not hold (it lost its
+	// data, or the month is new) from the counts rolled up into the database.
+	Archive tenants.ArchivedUsageReader
 }
 
 // Store is a tenants.QuotaStore in Redis. Start Run to reconcile what was
@@ -120,20 +130,28 @@ type Store struct {
 	// down is set from the first failure of an outage until Redis answers, so each outage is logged once.
 	down atomic.Bool
 
-	batch *batcher
+	// pipe pipelines admissions on a connection of the store's own; nil for clients other than *redis.Client.
+	pipe *admitPipe
 
 	seen  seenCounts
 	local local
 
+	// archive is where a month that Redis lost is seeded from; nil: never seeded.
+	archive  tenants.ArchivedUsageReader
+	seeds    singleflight.Group
+	archDown atomic.Int64 // unix ns until which the archive is not asked again
+
 	instance string
 	batches  atomic.Int64
+	tags     atomic.Uint32
 	flushMu  sync.Mutex
 	kick     chan struct{}
 }
 
 // New returns a Store over rdb. With a *redis.Client, admissions go through
 // a connection of the store's own (dialled like rdb's, released by Close),
-// pipelined with each other; other clients get one go-redis call each. For
+// pipelined with each other; other clients, a *redis.ClusterClient among
+// them, get one go-redis call each, which follows the cluster's slot map. For
 // the other calls, with ContextTimeoutEnabled set in rdb's options,
 // Options.Timeout reaches the socket; without it, go-redis waits for its own
 // read timeout, so each call runs in a goroutine of its own (a little
@@ -159,53 +177,60 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		metrics:  newMetrics(opts.Registerer, opts.Log),
 		instance: hex.EncodeToString(id[:]),
 		kick:     make(chan struct{}, 1),
+		archive:  opts.Archive,
 	}
 	if c, ok := rdb.(*redis.Client); ok {
-		s.batch = newBatcher(c.Options(), opts.Timeout, func(ctx context.Context) error { return admitScript.Load(ctx, rdb).Err() })
+		s.pipe = newAdmitPipe(c.Options(), opts.Timeout, func(ctx context.Context) error { return admitScript.Load(ctx, rdb).Err() })
 	}
+	s.tags.Store(binary.BigEndian.Uint32(id[:]))
 	s.seen.m = make(map[wsPeriod]*atomic.Int64)
 	s.local.init()
 	return s
 }
 
-// Admit decides one notification in one round trip to Redis.
+// Admit decides one notification in one round trip to Redis; a second one,
+// and one database read, only when the month's count must first be seeded.
 func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict, error) {
 	if err := checkAdmission(a); err != nil {
+		return tenants.Verdict{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		return tenants.Verdict{}, err
 	}
 	at := a.At.UTC()
 	p := tenants.PeriodOf(at)
 	if s.breakerOpen() {
-		return s.admitLocally(a, at, p, errBreakerOpen)
+		return s.admitLocally(a, at, p, errBreakerOpen, 0)
 	}
-	var res [3]int64
-	var n int
-	var err error
-	if s.batch != nil {
-		// Pipelined with concurrent admissions on the store's own connection.
-		c := s.batch.call()
-		c.cmd = s.appendAdmit(c.cmd, &a, at, p)
-		res, n, err = s.batch.admit(ctx, c)
-	} else {
-		keys, args := s.admitKeysArgs(&a, at, p)
-		err = s.call(ctx, func(ctx context.Context) error {
-			all, err := admitScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
-			n = copy(res[:], all)
-			if err == nil && len(all) > len(res) {
-				n = len(all)
-			}
-			return err
-		})
+	if a.DedupeKey != "" && s.local.undos.Load() > 0 && s.local.hasUndo(a.WorkspaceID, a.DedupeKey) {
+		// A failed attempt of this key may have counted in Redis: take it back first.
+		_ = s.Flush(ctx)
+	}
+	tag := s.nextTag()
+	res, n, err := s.admitOnce(ctx, &a, at, p, s.seedMode(), tag)
+	if err == nil && n == 2 && res[0] == scriptUnseeded {
+		var mode byte
+		if mode, err = s.seed(ctx, a.WorkspaceID, p, at); err == nil {
+			res, n, err = s.admitOnce(ctx, &a, at, p, mode, tag)
+		} else if tenants.ErrorCode(err) == tenants.CodeUnavailable {
+			return tenants.Verdict{}, err
+		}
+		if err == nil && n == 2 && res[0] == scriptUnseeded {
+			// Lost again between the seed and the admission: count on top, seed later.
+			res, n, err = s.admitOnce(ctx, &a, at, p, seedSkip, tag)
+		}
 	}
 	if err == nil && n != 2 && n != 3 {
 		err = fmt.Errorf("admit script answered %v", res[:min(n, len(res))])
 	}
 	if err != nil {
+		// Redis may have run the admission though its answer was lost.
 		if ctx.Err() != nil {
+			s.undoLater(&a, at, tag)
 			return tenants.Verdict{}, ctx.Err()
 		}
 		s.redisFailed(err)
-		return s.admitLocally(a, at, p, err)
+		return s.admitLocally(a, at, p, err, tag)
 	}
 	s.redisAnswered()
 	v := tenants.Verdict{Used: res[1], Limit: a.Limit}
@@ -232,23 +257,53 @@ func (s *Store) Admit(ctx context.Context, a tenants.Admission) (tenants.Verdict
 	return v, nil
 }
 
-// admitArgc is the number of arguments (ARGV) of the admit script.
-const admitArgc = 7
-
-// admitKeysArgs returns the admit script's keys and arguments for go-redis; appendAdmit encodes the same.
-func (s *Store) admitKeysArgs(a *tenants.Admission, at time.Time, p tenants.Period) ([]string, []any) {
-	nk := 1
-	if a.DedupeKey != "" {
-		nk += bucketsChecked
+// admitOnce runs the admit script once, pipelined when the store has its own connection.
+func (s *Store) admitOnce(ctx context.Context, a *tenants.Admission, at time.Time, p tenants.Period, seed byte, tag int64) ([3]int64, int, error) {
+	if s.pipe != nil {
+		c := s.pipe.call()
+		c.cmd = s.appendAdmit(c.cmd, a, at, p, seed, tag)
+		return s.pipe.admit(ctx, c)
 	}
-	keys, field, off := s.keys(a.WorkspaceID, p, at, nk, a.DedupeKey)
-	return keys, []any{a.Limit, dayField(at, 's'), monthTTL(p, at).Milliseconds(), field, off, bucketTTL(off), versionMillis(a.LimitVersion)}
+	return s.admitViaGoRedis(ctx, s.appendAdmit(make([]byte, 0, 512), a, at, p, seed, tag))
+}
+
+// nextTag returns the tag of an admission attempt, 1..maxTag, cycling from a random start.
+func (s *Store) nextTag() int64 { return 1 + int64(s.tags.Add(1)%maxTag) }
+
+// admitArgc is the number of arguments (ARGV) of the admit script.
+const admitArgc = 9
+
+// admitViaGoRedis sends an admission encoded by appendAdmit through go-redis
+// (which routes it to the slot of its keys on a cluster), loading the script
+// once after a NOSCRIPT answer. Once sent, its answer is awaited within the
+// timeout even if the caller leaves, as on the pipeline, so that a count is
+// never left in doubt by a caller alone.
+func (s *Store) admitViaGoRedis(ctx context.Context, cmd []byte) (res [3]int64, n int, err error) {
+	args, _, ok := splitArgs(cmd)
+	if !ok {
+		return res, 0, errors.New("admit command is not well-formed")
+	}
+	all, err := callFor(s, context.WithoutCancel(ctx), s.timeout, func(ctx context.Context) ([]int64, error) {
+		all, err := s.rdb.Do(ctx, args...).Int64Slice()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if err := admitScript.Load(ctx, s.rdb).Err(); err != nil {
+				return nil, err
+			}
+			all, err = s.rdb.Do(ctx, args...).Int64Slice()
+		}
+		return all, err
+	})
+	n = copy(res[:], all)
+	if err == nil && len(all) > len(res) {
+		n = len(all)
+	}
+	return res, n, err
 }
 
 // Close closes the store's own connection (the client passed to New stays open).
 func (s *Store) Close() {
-	if s.batch != nil {
-		s.batch.close()
+	if s.pipe != nil {
+		s.pipe.close()
 	}
 }
 
@@ -285,7 +340,7 @@ func (s *Store) RecordAck(ctx context.Context, workspaceID string, at time.Time)
 
 func (s *Store) count(ctx context.Context, ws, field, key string, at time.Time) error {
 	if s.breakerOpen() {
-		s.countLocally(ws, field, key, at)
+		s.countLocally(ws, field, key, at, 0)
 		return nil
 	}
 	p := tenants.PeriodOf(at)
@@ -294,15 +349,16 @@ func (s *Store) count(ctx context.Context, ws, field, key string, at time.Time) 
 		nk += bucketsChecked
 	}
 	keys, keyField, off := s.keys(ws, p, at, nk, key)
+	tag := s.nextTag()
 	err := s.call(ctx, func(ctx context.Context) error {
-		return countScript.Run(ctx, s.rdb, keys, field, monthTTL(p, at).Milliseconds(), keyField, off, bucketTTL(off)).Err()
+		return countScript.Run(ctx, s.rdb, keys, field, monthTTL(p, at).Milliseconds(), keyField, off, bucketTTL(off), receipt(off, tag)).Err()
 	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		s.redisFailed(err)
-		s.countLocally(ws, field, key, at)
+		s.countLocally(ws, field, key, at, tag)
 		return nil
 	}
 	s.redisAnswered()
@@ -320,10 +376,8 @@ func (s *Store) Usage(ctx context.Context, workspaceID string, p tenants.Period)
 	if s.breakerOpen() {
 		return tenants.Usage{}, unavailable(errBreakerOpen)
 	}
-	var h map[string]string
-	err := s.call(ctx, func(ctx context.Context) (err error) {
-		h, err = s.rdb.HGetAll(ctx, s.monthKey(workspaceID, p)).Result()
-		return err
+	h, err := callFor(s, ctx, s.timeout, func(ctx context.Context) (map[string]string, error) {
+		return s.rdb.HGetAll(ctx, s.monthKey(workspaceID, p)).Result()
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -333,6 +387,16 @@ func (s *Store) Usage(ctx context.Context, workspaceID string, p tenants.Period)
 		return tenants.Usage{}, unavailable(err)
 	}
 	s.redisAnswered()
+	if s.archive != nil && h["g"] == "" && (h["u"] == "" || h["n"] != "") {
+		// Not seeded since Redis lost it: seed from the database, then read again.
+		if mode, err := s.seedMonth(ctx, workspaceID, p, s.now().UTC(), true); err == nil && mode == seedCheck {
+			if again, err := callFor(s, ctx, s.timeout, func(ctx context.Context) (map[string]string, error) {
+				return s.rdb.HGetAll(ctx, s.monthKey(workspaceID, p)).Result()
+			}); err == nil {
+				h = again
+			}
+		}
+	}
 	return parseUsage(p, h), nil
 }
 
@@ -342,18 +406,33 @@ func (s *Store) call(ctx context.Context, fn func(context.Context) error) error 
 }
 
 func (s *Store) callWithin(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
+	_, err := callFor(s, ctx, timeout, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	return err
+}
+
+// callFor runs fn within timeout and returns its answer; when the socket does
+// not follow deadlines fn runs in a goroutine whose late answer is dropped.
+func callFor[T any](s *Store, ctx context.Context, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if s.deadlines {
 		return fn(ctx)
 	}
-	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
+	type answer struct {
+		v   T
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		v, err := fn(ctx)
+		done <- answer{v, err}
+	}()
 	select {
-	case err := <-done:
-		return err
+	case a := <-done:
+		return a.v, a.err
 	case <-ctx.Done():
-		return ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 }
 

@@ -31,19 +31,31 @@ func TestConformance(t *testing.T) {
 	t.Run("pipelined admissions", func(t *testing.T) {
 		quotatest.Run(t, func(t *testing.T) tenants.QuotaStore {
 			rdb, prefix := storetest.Redis(t)
-			s := redisquota.New(rdb, redisquota.Options{Prefix: prefix})
+			s := redisquota.New(rdb, redisquota.Options{Prefix: prefix, Timeout: exactTimeout})
 			t.Cleanup(s.Close)
 			return s
 		})
 	})
-	// Any other client (a cluster, a ring): one go-redis call per admission.
+	// A three-master Redis Cluster: go-redis routes each admission to its
+	// workspace's slot, one call each.
+	t.Run("redis cluster", func(t *testing.T) {
+		quotatest.Run(t, func(t *testing.T) tenants.QuotaStore {
+			rdb, prefix := storetest.RedisCluster(t)
+			return redisquota.New(rdb, redisquota.Options{Prefix: prefix, Timeout: exactTimeout})
+		})
+	})
+	// Any other client (a ring, a wrapper): one go-redis call per admission.
 	t.Run("one call per admission", func(t *testing.T) {
 		quotatest.Run(t, func(t *testing.T) tenants.QuotaStore {
 			rdb, prefix := storetest.Redis(t)
-			return redisquota.New(otherClient{rdb}, redisquota.Options{Prefix: prefix})
+			return redisquota.New(otherClient{rdb}, redisquota.Options{Prefix: prefix, Timeout: exactTimeout})
 		})
 	})
 }
+
+// exactTimeout is long enough that a loaded test machine never makes the
+// exactness suite fall back to the outage policy, which is tested on its own.
+const exactTimeout = 10 * time.Second
 
 // otherClient is a client that is not a *redis.Client.
 type otherClient struct{ *redis.Client }
@@ -617,4 +629,37 @@ func TestPublishedLimitWinsOverAnOlderCachedOne(t *testing.T) {
 			t.Fatalf("usage = %+v, %v; want 4 used on one day", u, err)
 		}
 	})
+}
+
+func TestClusterSpreadsWorkspacesOverItsMasters(t *testing.T) {
+	rdb, prefix := storetest.RedisCluster(t)
+	s := redisquota.New(rdb, redisquota.Options{Prefix: prefix, Timeout: exactTimeout})
+	ctx := context.Background()
+	at := time.Now().UTC()
+	const workspaces = 30
+	for i := range workspaces {
+		ws := fmt.Sprintf("ws-spread-%d", i)
+		wantDecision(t, s, ws, 10, "k", at, tenants.Admitted, 1)
+		if err := s.Settle(ctx, ws, "k", tenants.OutcomeFailed, at.Add(11*time.Minute)); err != nil {
+			t.Fatal(err) // moves the key to a later bucket: a script over several hashes of one slot
+		}
+	}
+	var mu sync.Mutex
+	var masters, keys int
+	err := rdb.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		n, err := c.Eval(ctx, "return #redis.call('KEYS', ARGV[1])", nil, prefix+"*").Int()
+		mu.Lock()
+		defer mu.Unlock()
+		if n > 0 {
+			masters++
+		}
+		keys += n
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if masters < 2 || keys != 2*workspaces {
+		t.Fatalf("%d keys on %d masters, want %d (a month and a bucket each) spread over at least 2", keys, masters, 2*workspaces)
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 )
 
 func stripeAudit(action string) tenants.AuditEntry {
@@ -24,7 +25,7 @@ func mustCustomer(t *testing.T, db *sqlstore.DB, id, customer string) {
 
 func TestBillingEvents(t *testing.T) {
 	ctx := context.Background()
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		mustCreate(t, db, "ws_billing", "pgw_us_billingtoken", base)
 		mustCustomer(t, db, "ws_billing", "cus_A")
 		toPro := func(ws *tenants.Workspace) (*tenants.BillingUpdate, error) {
@@ -102,7 +103,7 @@ func TestBillingEvents(t *testing.T) {
 
 func TestPushPackages(t *testing.T) {
 	ctx := context.Background()
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		mustCreate(t, db, "ws_pkg", "pgw_us_packagetoken", base)
 		buy := func(event, session string, pushes int64, p tenants.Period) (*tenants.Workspace, tenants.BillingOutcome) {
 			t.Helper()
@@ -147,7 +148,7 @@ func TestPushPackages(t *testing.T) {
 
 func TestEndGrace(t *testing.T) {
 	ctx := context.Background()
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		grace := base.Add(7 * 24 * time.Hour)
 		setup := func(id string, plan tenants.Plan) {
 			mustCreate(t, db, id, "pgw_us_"+id+"_token", base)

@@ -6,33 +6,15 @@ import (
 	"testing"
 
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 	"github.com/pushgate/pushgate/tenants/storetest"
 )
 
-// backends returns a fresh, empty database of every supported kind.
-func backends(t *testing.T) map[string]string {
-	t.Helper()
-	return map[string]string{
-		"sqlite":   storetest.SQLite(t),
-		"postgres": storetest.Postgres(t),
-	}
-}
-
-func mustOpen(t *testing.T, url string) *sqlstore.DB {
-	t.Helper()
-	db, err := sqlstore.Open(context.Background(), url, nil)
-	if err != nil {
-		t.Fatalf("open %s: %v", url, err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 func TestMigrate(t *testing.T) {
 	ctx := context.Background()
-	for name, url := range backends(t) {
+	for name, url := range sqltest.Backends(t) {
 		t.Run(name, func(t *testing.T) {
-			db := mustOpen(t, url)
+			db := sqltest.Open(t, url)
 
 			t.Run("an empty database is behind and says to run migrate", func(t *testing.T) {
 				err := db.CheckSchema(ctx)

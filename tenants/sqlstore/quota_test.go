@@ -11,21 +11,22 @@ import (
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/quotatest"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 )
 
 func TestQuotaConformance(t *testing.T) {
-	for name, url := range backends(t) {
+	for name, url := range sqltest.Backends(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			// One database for the suite: every subtest uses workspaces of its own.
-			q := sqlstore.NewQuotaStore(mustMigrated(t, url))
+			q := sqlstore.NewQuotaStore(sqltest.Migrated(t, url))
 			quotatest.Run(t, func(t *testing.T) tenants.QuotaStore { return q })
 		})
 	}
 }
 
 func TestPurgeExpiredDedupe(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		q := sqlstore.NewQuotaStore(db)
 		t0 := time.Date(2025, time.March, 10, 12, 0, 0, 0, time.UTC)
@@ -64,12 +65,12 @@ func TestPurgeExpiredDedupe(t *testing.T) {
 func TestQuotaIsExactAcrossProcesses(t *testing.T) {
 	// Two replicas on one database: each opens its own connections.
 	const limit = 50
-	for name, url := range backends(t) {
+	for name, url := range sqltest.Backends(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			stores := []*sqlstore.QuotaStore{
-				sqlstore.NewQuotaStore(mustMigrated(t, url)),
-				sqlstore.NewQuotaStore(mustOpen(t, url)),
+				sqlstore.NewQuotaStore(sqltest.Migrated(t, url)),
+				sqlstore.NewQuotaStore(sqltest.Open(t, url)),
 			}
 			at := time.Date(2025, time.March, 10, 12, 0, 0, 0, time.UTC)
 			var admitted atomic.Int64

@@ -10,6 +10,8 @@ import (
 
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
+	"github.com/pushgate/pushgate/tenants/storetest"
 )
 
 // base is a whole second, so that tests also cover times whose SQLite text has no fraction.
@@ -17,26 +19,6 @@ var base = time.Date(2025, time.March, 1, 12, 0, 0, 0, time.UTC)
 
 // cest is a non-UTC zone: times given in it must be stored and compared as the same instant.
 var cest = time.FixedZone("CEST", 2*60*60)
-
-// eachBackend runs test on a fresh, migrated database of every kind.
-func eachBackend(t *testing.T, test func(t *testing.T, db *sqlstore.DB)) {
-	t.Helper()
-	for name, url := range backends(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			test(t, mustMigrated(t, url))
-		})
-	}
-}
-
-func mustMigrated(t *testing.T, url string) *sqlstore.DB {
-	t.Helper()
-	db := mustOpen(t, url)
-	if _, err := db.Migrate(context.Background()); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return db
-}
 
 func credential(token string) tenants.Credential {
 	return tenants.Credential{Hash: tenants.HashToken(token), Hint: tenants.TokenHint(token)}
@@ -107,19 +89,9 @@ func authenticatedAs(t *testing.T, db *sqlstore.DB, token string, now time.Time)
 	return ws.ID
 }
 
-func wantCode(t *testing.T, err error, code tenants.Code) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("got no error, want one with code %s", code)
-	}
-	if got := tenants.ErrorCode(err); got != code {
-		t.Fatalf("error %q has code %s, want %s", err, got, code)
-	}
-}
-
 func TestCreateWorkspace(t *testing.T) {
 	ctx := context.Background()
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		mustPublish(t, db, "2025-01", base.Add(-time.Hour))
 
 		t.Run("a created workspace reads back exactly, in UTC", func(t *testing.T) {
@@ -230,7 +202,7 @@ func TestCreateWorkspace(t *testing.T) {
 				}
 				auditBefore := mustAudit(t, db, "", 1000)
 				err = db.CreateWorkspace(ctx, tt.ws, credential(tt.token), tt.consent, tenants.AuditEntry{Actor: "test", Action: "workspace.create", CreatedAt: base})
-				wantCode(t, err, tt.code)
+				storetest.WantCode(t, err, tt.code, "")
 				if strings.Contains(err.Error(), tenants.HashToken(tt.token)) {
 					t.Errorf("error %q names the token hash", err)
 				}
@@ -254,7 +226,7 @@ func TestCreateWorkspace(t *testing.T) {
 
 func TestNotFound(t *testing.T) {
 	ctx := context.Background()
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		mustPublish(t, db, "2025-01", base)
 		mustCreate(t, db, "ws_present", "tok-present", base)
 		suspended := tenants.StatusSuspended
@@ -295,7 +267,7 @@ func TestNotFound(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				wantCode(t, tt.call(), tenants.CodeNotFound)
+				storetest.WantCode(t, tt.call(), tenants.CodeNotFound, "")
 			})
 		}
 		t.Run("a failed rotation leaves no audit entry and no token", func(t *testing.T) {
@@ -310,7 +282,7 @@ func TestNotFound(t *testing.T) {
 }
 
 func TestAuthenticate(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		halfSecond := base.Add(500 * time.Millisecond)
 		tokens := []struct {
@@ -385,7 +357,7 @@ func TestAuthenticate(t *testing.T) {
 
 func TestReplaceToken(t *testing.T) {
 	ctx := context.Background()
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		t.Run("an immediate rotation stops the old token at once", func(t *testing.T) {
 			mustCreate(t, db, "ws_now", "tok-now-1", base)
 			at := base.Add(time.Hour)
@@ -475,7 +447,7 @@ func TestReplaceToken(t *testing.T) {
 			mustCreate(t, db, "ws_other", "tok-other", base)
 			auditBefore := len(mustAudit(t, db, "ws_collide", 100))
 			err := db.ReplaceToken(ctx, "ws_collide", credential("tok-other"), base, tenants.AuditEntry{Actor: "test", Action: "workspace.rotate_token"})
-			wantCode(t, err, tenants.CodeConflict)
+			storetest.WantCode(t, err, tenants.CodeConflict, "")
 			if strings.Contains(err.Error(), tenants.HashToken("tok-other")) {
 				t.Errorf("error %q names the token hash", err)
 			}
@@ -494,7 +466,7 @@ func TestReplaceToken(t *testing.T) {
 
 func TestConcurrentRotations(t *testing.T) {
 	const rotations = 20
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		mustCreate(t, db, "ws_busy", "tok-busy", base)
 		var wg sync.WaitGroup
 		errs := make(chan error, rotations)
@@ -565,7 +537,7 @@ func TestUpdateWorkspace(t *testing.T) {
 		{"an empty change only bumps updated_at", tenants.WorkspaceChange{},
 			func(*tenants.Workspace) {}},
 	}
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				id := fmt.Sprintf("ws_update_%d", i)
@@ -636,7 +608,7 @@ func describe(ws *tenants.Workspace) string {
 
 func TestConsents(t *testing.T) {
 	ctx := context.Background()
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		mustPublish(t, db, "2025-01", base.AddDate(0, -2, 0))
 		mustPublish(t, db, "2025-02", base.AddDate(0, -1, 0))
 		mustCreate(t, db, "ws_a", "tok-a", base)
@@ -703,7 +675,7 @@ func TestConsents(t *testing.T) {
 
 		t.Run("a consent to an unpublished version is invalid and not recorded", func(t *testing.T) {
 			err := db.RecordConsent(ctx, tenants.Consent{WorkspaceID: "ws_none", TermsVersion: "2099-01", AcceptedBy: "x", AcceptedAt: base})
-			wantCode(t, err, tenants.CodeInvalid)
+			storetest.WantCode(t, err, tenants.CodeInvalid, "")
 			if latest, _ := db.LatestConsent(ctx, "ws_none"); latest != nil {
 				t.Errorf("the invalid consent was recorded: %+v", latest)
 			}
@@ -713,7 +685,7 @@ func TestConsents(t *testing.T) {
 
 func TestTerms(t *testing.T) {
 	ctx := context.Background()
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		t.Run("with nothing published there are no current terms", func(t *testing.T) {
 			got, err := db.CurrentTerms(ctx, base)
 			if err != nil || got != nil {
@@ -771,7 +743,7 @@ func TestTerms(t *testing.T) {
 
 func TestOperators(t *testing.T) {
 	ctx := context.Background()
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		op := &tenants.Operator{Email: "  Alice@PushGate.Example ", PasswordHash: "$2a$12$hash"}
 		if err := db.CreateOperator(ctx, op); err != nil {
 			t.Fatal(err)
@@ -811,14 +783,14 @@ func TestOperators(t *testing.T) {
 
 		t.Run("an email that differs only in case is a conflict", func(t *testing.T) {
 			err := db.CreateOperator(ctx, &tenants.Operator{Email: "ALICE@pushgate.example", PasswordHash: "y"})
-			wantCode(t, err, tenants.CodeConflict)
+			storetest.WantCode(t, err, tenants.CodeConflict, "")
 		})
 	})
 }
 
 func TestAuditLog(t *testing.T) {
 	ctx := context.Background()
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		mustCreate(t, db, "ws_a", "tok-a", base)
 		mustCreate(t, db, "ws_b", "tok-b", base.Add(time.Second))
 		for i := range 3 {
@@ -863,7 +835,7 @@ func TestAuditLog(t *testing.T) {
 
 func TestListWorkspaces(t *testing.T) {
 	ctx := context.Background()
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		t.Run("an empty database lists none", func(t *testing.T) {
 			got, err := db.ListWorkspaces(ctx)
 			if err != nil || len(got) != 0 {

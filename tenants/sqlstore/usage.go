@@ -90,6 +90,34 @@ func (db *DB) SaveUsage(ctx context.Context, workspaceID string, u tenants.Usage
 	})
 }
 
+// ArchivedUsage returns a month as the database holds it: the larger total of
+// the Redis archive and the database quota store (a deployment that moved to
+// Redis mid-month keeps its count), with the month's days.
+func (db *DB) ArchivedUsage(ctx context.Context, workspaceID string, p tenants.Period) (tenants.Usage, error) {
+	if workspaceID == "" {
+		return tenants.Usage{}, tenants.Errorf(tenants.CodeInvalid, "workspace id is required")
+	}
+	if err := checkPeriod(p); err != nil {
+		return tenants.Usage{}, err
+	}
+	tx := db.gorm.WithContext(ctx)
+	var used []int64
+	err := tx.Raw(`SELECT used FROM usage_months WHERE workspace_id = ? AND period = ?
+		UNION ALL SELECT used FROM quota_usage WHERE workspace_id = ? AND period = ?`,
+		workspaceID, string(p), workspaceID, string(p)).Scan(&used).Error
+	if err != nil {
+		return tenants.Usage{}, tenants.Internal(err, "reading archived usage")
+	}
+	u := tenants.Usage{Period: p}
+	for _, n := range used {
+		u.Used = max(u.Used, n)
+	}
+	if u.Daily, err = dailyBetween(tx, workspaceID, p, p); err != nil {
+		return tenants.Usage{}, tenants.Internal(err, "reading archived usage")
+	}
+	return u, nil
+}
+
 // UsageHistory returns up to months of a workspace's months with any count,
 // newest first, each with its days where they are kept.
 func (db *DB) UsageHistory(ctx context.Context, workspaceID string, months int) ([]tenants.Usage, error) {

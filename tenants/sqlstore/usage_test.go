@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 )
 
 func mustSaveUsage(t *testing.T, db *sqlstore.DB, ws string, u tenants.Usage) {
@@ -48,7 +49,7 @@ func describeHistory(h []tenants.Usage) string {
 }
 
 func TestSaveUsage(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		march := tenants.Usage{Period: "2025-03", Used: 12, Daily: []tenants.DailyUsage{
 			{Date: "2025-03-10", Sent: 10, DeadTokens: 1, Acked: 4},
 			{Date: "2025-03-11", Sent: 2, Failed: 1},
@@ -93,7 +94,7 @@ func TestSaveUsage(t *testing.T) {
 }
 
 func TestUsageHistory(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		for _, u := range []tenants.Usage{
 			{Period: "2024-12", Used: 7},
@@ -141,7 +142,7 @@ func TestUsageHistory(t *testing.T) {
 }
 
 func TestQuotaEvents(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		at := time.Date(2025, 3, 20, 8, 30, 0, 123456000, time.UTC)
 
@@ -201,6 +202,56 @@ func TestQuotaEvents(t *testing.T) {
 		t.Run("a threshold other than 80 or 100 is refused", func(t *testing.T) {
 			if _, err := db.RecordQuotaEvent(ctx, "ws-e", "2025-03", 90, 9, 10, at); tenants.ErrorCode(err) != tenants.CodeInvalid {
 				t.Fatalf("RecordQuotaEvent(90) = %v, want %s", err, tenants.CodeInvalid)
+			}
+		})
+	})
+}
+
+func TestArchivedUsage(t *testing.T) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		march := tenants.Usage{Period: "2025-03", Used: 12, Daily: []tenants.DailyUsage{
+			{Date: "2025-03-10", Sent: 10, DeadTokens: 1, Acked: 4},
+			{Date: "2025-03-11", Sent: 2, Failed: 1},
+		}}
+		mustSaveUsage(t, db, "ws-a", march)
+		mustSaveUsage(t, db, "ws-a", tenants.Usage{Period: "2025-04", Used: 3, Daily: []tenants.DailyUsage{{Date: "2025-04-01", Sent: 3}}})
+
+		t.Run("a rolled-up month comes back with its total and days", func(t *testing.T) {
+			u, err := db.ArchivedUsage(ctx, "ws-a", "2025-03")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := describeHistory([]tenants.Usage{u}), "2025-03:12[10/10,11/2]"; got != want {
+				t.Fatalf("ArchivedUsage = %s, want %s", got, want)
+			}
+			if u.Daily[0].DeadTokens != 1 || u.Daily[0].Acked != 4 || u.Daily[1].Failed != 1 {
+				t.Fatalf("days = %+v, want the outcomes and acks kept", u.Daily)
+			}
+		})
+		t.Run("a month never archived is zero", func(t *testing.T) {
+			u, err := db.ArchivedUsage(ctx, "ws-a", "2025-05")
+			if err != nil || u.Used != 0 || len(u.Daily) != 0 || u.Period != "2025-05" {
+				t.Fatalf("ArchivedUsage = %+v, %v; want an empty 2025-05", u, err)
+			}
+		})
+		t.Run("the database quota store's larger count wins", func(t *testing.T) {
+			q := sqlstore.NewQuotaStore(db)
+			at := time.Date(2025, 5, 2, 10, 0, 0, 0, time.UTC)
+			for i := range 4 {
+				if _, err := q.Admit(ctx, tenants.Admission{WorkspaceID: "ws-a", Limit: 100, DedupeKey: fmt.Sprint(i), At: at}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mustSaveUsage(t, db, "ws-a", tenants.Usage{Period: "2025-05", Used: 1})
+			u, err := db.ArchivedUsage(ctx, "ws-a", "2025-05")
+			if err != nil || u.Used != 4 {
+				t.Fatalf("ArchivedUsage = %+v, %v; want 4 used", u, err)
+			}
+		})
+		t.Run("a malformed period is invalid", func(t *testing.T) {
+			if _, err := db.ArchivedUsage(ctx, "ws-a", "March"); tenants.ErrorCode(err) != tenants.CodeInvalid {
+				t.Fatalf("ArchivedUsage(March) = %v, want %s", err, tenants.CodeInvalid)
 			}
 		})
 	})

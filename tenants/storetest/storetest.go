@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushgate/pushgate/tenants"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 )
@@ -118,4 +120,18 @@ func Suffix() string {
 		panic(fmt.Sprintf("crypto/rand: %v", err))
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// WantCode fails tb unless err carries code and, when reason is not empty, that reason.
+func WantCode(tb testing.TB, err error, code tenants.Code, reason string) {
+	tb.Helper()
+	if err == nil {
+		tb.Fatalf("got no error, want one with code %s", code)
+	}
+	if got := tenants.ErrorCode(err); got != code {
+		tb.Fatalf("error %q has code %s, want %s", err, got, code)
+	}
+	if e := tenants.AsError(err); reason != "" && e.Reason != reason {
+		tb.Fatalf("error %q has reason %q, want %q", err, e.Reason, reason)
+	}
 }

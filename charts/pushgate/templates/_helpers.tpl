@@ -164,6 +164,18 @@ shutdown_timeout: {{ printf "%ds" (int .Values.shutdownTimeoutSeconds) | quote }
     secretKeyRef:
       name: {{ .Values.database.urlSecret.name }}
       key: {{ .Values.database.urlSecret.key }}
+- name: PUSHGATE_TOKEN_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.tokenKey.secretName }}
+      key: {{ .Values.tokenKey.key }}
+{{- if .Values.tokenKey.previousKey }}
+- name: PUSHGATE_TOKEN_KEYS_PREVIOUS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.tokenKey.secretName }}
+      key: {{ .Values.tokenKey.previousKey }}
+{{- end }}
 {{- if .Values.redis.urlSecret.name }}
 - name: PUSHGATE_REDIS_URL
   valueFrom:

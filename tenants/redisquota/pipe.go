@@ -10,8 +10,8 @@ import (
 	"github.com/pushgate/pushgate/tenants/internal/batching"
 )
 
-// maxBatch bounds how many admissions share one pipeline.
-const maxBatch = 128
+// maxPipelined bounds how many admissions share one pipeline.
+const maxPipelined = 128
 
 // admitCall is one admission waiting for its batch.
 type admitCall struct {
@@ -23,13 +23,13 @@ type admitCall struct {
 	err error
 }
 
-// batcher sends the admissions that wait at the same moment to Redis in one
+// admitPipe sends the admissions that wait at the same moment to Redis in one
 // pipeline on its own connection (see package batching): one write and one read
 // for many pushes instead of one each, which is where a Redis round trip
 // spends most of its CPU. A batch takes at most the timeout, and when it
 // fails so do the calls queued behind it, so no caller waits much longer
 // than the timeout.
-type batcher struct {
+type admitPipe struct {
 	opt     *redis.Options
 	timeout time.Duration
 	// load loads the admit script after Redis answered NOSCRIPT.
@@ -40,30 +40,30 @@ type batcher struct {
 	conn *respConn
 }
 
-func newBatcher(opt *redis.Options, timeout time.Duration, load func(context.Context) error) *batcher {
-	b := &batcher{opt: opt, timeout: timeout, load: load,
+func newAdmitPipe(opt *redis.Options, timeout time.Duration, load func(context.Context) error) *admitPipe {
+	ap := &admitPipe{opt: opt, timeout: timeout, load: load,
 		calls: sync.Pool{New: func() any { return &admitCall{} }}}
-	b.queue = batching.Queue[*admitCall]{Max: maxBatch, Run: b.exec,
+	ap.queue = batching.Queue[*admitCall]{Max: maxPipelined, Run: ap.exec,
 		FailQueued: func(c *admitCall, err error) { c.err = err }}
-	return b
+	return ap
 }
 
 // call returns an admitCall to encode an admission into.
-func (b *batcher) call() *admitCall {
-	c := b.calls.Get().(*admitCall)
+func (ap *admitPipe) call() *admitCall {
+	c := ap.calls.Get().(*admitCall)
 	c.cmd, c.n, c.err = c.cmd[:0], 0, nil
 	return c
 }
 
 // admit sends c within the batch it joins and returns the script's answer;
 // c goes back to the pool.
-func (b *batcher) admit(ctx context.Context, c *admitCall) ([3]int64, int, error) {
-	if err := b.queue.Do(ctx, c); err != nil {
+func (ap *admitPipe) admit(ctx context.Context, c *admitCall) ([3]int64, int, error) {
+	if err := ap.queue.Do(ctx, c); err != nil {
 		return [3]int64{}, 0, err // never sent, so never in a batch: c is dropped
 	}
 	res, n, err := c.res, c.n, c.err
 	if cap(c.cmd) <= 4<<10 {
-		b.calls.Put(c)
+		ap.calls.Put(c)
 	}
 	return res, n, err
 }
@@ -72,9 +72,9 @@ func (b *batcher) admit(ctx context.Context, c *admitCall) ([3]int64, int, error
 // NOSCRIPT answer it loads the script and sends again only the calls that got
 // one, so no admission runs twice. It returns the error that broke the
 // connection, if any.
-func (b *batcher) exec(batch []*admitCall) error {
-	deadline := time.Now().Add(b.timeout)
-	err := b.pipeline(batch, deadline)
+func (ap *admitPipe) exec(batch []*admitCall) error {
+	deadline := time.Now().Add(ap.timeout)
+	err := ap.pipeline(batch, deadline)
 	if err != nil {
 		return err
 	}
@@ -89,40 +89,40 @@ func (b *batcher) exec(batch []*admitCall) error {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	if err := b.load(ctx); err != nil {
+	if err := ap.load(ctx); err != nil {
 		return nil // the calls keep their NOSCRIPT answer
 	}
-	return b.pipeline(again, deadline)
+	return ap.pipeline(again, deadline)
 }
 
 // pipeline writes the batch's commands and reads their answers into the
 // calls; on a connection error every unanswered call gets it.
-func (b *batcher) pipeline(batch []*admitCall, deadline time.Time) error {
+func (ap *admitPipe) pipeline(batch []*admitCall, deadline time.Time) error {
 	for _, c := range batch {
 		c.err = nil
 	}
 	answered := 0
 	err := func() error {
-		if b.conn == nil {
-			rc, err := dialRESP(context.Background(), b.opt, time.Until(deadline))
+		if ap.conn == nil {
+			conn, err := dialRESP(context.Background(), ap.opt, time.Until(deadline))
 			if err != nil {
 				return err
 			}
-			b.conn = rc
+			ap.conn = conn
 		}
-		rc := b.conn
-		if err := rc.c.SetDeadline(deadline); err != nil {
+		conn := ap.conn
+		if err := conn.c.SetDeadline(deadline); err != nil {
 			return err
 		}
-		rc.out = rc.out[:0]
+		conn.out = conn.out[:0]
 		for _, c := range batch {
-			rc.out = append(rc.out, c.cmd...)
+			conn.out = append(conn.out, c.cmd...)
 		}
-		if err := rc.flush(); err != nil {
+		if err := conn.flush(); err != nil {
 			return err
 		}
 		for _, c := range batch {
-			n, err := rc.readInts(c.res[:])
+			n, err := conn.readInts(c.res[:])
 			if _, ok := err.(redisError); err != nil && !ok {
 				return err
 			}
@@ -132,9 +132,9 @@ func (b *batcher) pipeline(batch []*admitCall, deadline time.Time) error {
 		return nil
 	}()
 	if err != nil {
-		if b.conn != nil {
-			b.conn.close()
-			b.conn = nil
+		if ap.conn != nil {
+			ap.conn.close()
+			ap.conn = nil
 		}
 		for _, c := range batch[answered:] {
 			c.err = err
@@ -144,11 +144,11 @@ func (b *batcher) pipeline(batch []*admitCall, deadline time.Time) error {
 }
 
 // close stops new admissions and closes the connection once the batch in flight is done.
-func (b *batcher) close() {
-	b.queue.Close(func() {
-		if b.conn != nil {
-			b.conn.close()
-			b.conn = nil
+func (ap *admitPipe) close() {
+	ap.queue.Close(func() {
+		if ap.conn != nil {
+			ap.conn.close()
+			ap.conn = nil
 		}
 	})
 }
