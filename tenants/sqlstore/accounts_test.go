@@ -8,10 +8,11 @@ import (
 
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 )
 
 func TestOwnerAccounts(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		ws := mustCreate(t, db, "ws_aaaaaaaaaaaaaaaaaaaa", "pgw_us_accounts", base)
 
@@ -49,7 +50,7 @@ func TestOwnerAccounts(t *testing.T) {
 }
 
 func TestSessions(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		s := tenants.Session{IDHash: "h1", Kind: tenants.SessionOwner, AccountID: 7, WorkspaceID: "ws_x", Email: "a@example.com",
 			CSRF: "c", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}
@@ -92,7 +93,7 @@ func TestSessions(t *testing.T) {
 }
 
 func TestSignInAttemptsAreCountedExactlyUnderConcurrency(t *testing.T) {
-	eachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		const n = 50
 		var wg sync.WaitGroup
