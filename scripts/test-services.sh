@@ -4,6 +4,7 @@
 #   a Redis Cluster of three masters on 127.0.0.1:7001-7003 (no persistence,
 #               its node files under /tmp/pushgate-test-redis-cluster)
 #   PostgreSQL  127.0.0.1:5432, trust auth, a role for the current user, database "test"
+#   Chromium    (no service: the binary the dashboard's browser test drives)
 # If one is not reachable it is started, and its Debian package is installed
 # first when missing (apt-get; needs root or sudo). It never skips: when a
 # service cannot be had it exits non-zero saying which and why.
