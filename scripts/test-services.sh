@@ -123,7 +123,13 @@ ensure_postgres() {
     die "cannot connect to postgres://$user@127.0.0.1:$PG_PORT/$PG_DB with trust auth"
 }
 
+# The dashboard's browser test drives a headless Chromium.
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || apt_install chromium
+}
+
 ensure_redis
 ensure_redis_cluster
 ensure_postgres
+ensure_chromium
 say "redis 127.0.0.1:$REDIS_PORT, redis cluster 127.0.0.1:${CLUSTER_PORTS[0]}-${CLUSTER_PORTS[2]} and postgres 127.0.0.1:$PG_PORT/$PG_DB are up"

@@ -66,7 +66,8 @@ func (dash *Dashboard) UpdateSettings() http.Handler {
 			}
 			v := view{Error: e.Message, Fields: map[string]string{}}
 			if e.Field != "" {
-				v.Fields[e.Field] = e.Message
+				v.Fields[e.Field] = strings.TrimPrefix(e.Message, e.Field+": ")
+				v.Error = "Please correct the field marked below."
 			}
 			dash.renderConnectStatus(w, r, statusOf(e.Code), &p.Workspace, "", v, serverID, privacy)
 			return

@@ -59,7 +59,10 @@ func (dash *Dashboard) Overview() http.Handler {
 			} else {
 				o.Percent = 100
 			}
-			o.BarWidth = o.Percent * 10
+			o.BarWidth = min(u.Used*1000/max(o.Limit, 1), 1000)
+			if u.Used > 0 {
+				o.BarWidth = max(o.BarWidth, 6) // a first push shows on the bar
+			}
 			o.OverQuota = u.Used >= o.Limit
 			o.NearQuota = !o.OverQuota && o.Percent >= 80
 		}

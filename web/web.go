@@ -159,13 +159,15 @@ func (dash *Dashboard) fail(w http.ResponseWriter, r *http.Request, page string,
 		dash.render(w, r, status, "error", view{Title: "Error", Error: e.Message})
 		return
 	}
+	v.Error = e.Message
 	if e.Field != "" {
 		if v.Fields == nil {
 			v.Fields = map[string]string{}
 		}
-		v.Fields[e.Field] = e.Message
+		// The message sits under its field, so the API's "field: " prefix goes.
+		v.Fields[e.Field] = strings.TrimPrefix(e.Message, e.Field+": ")
+		v.Error = "Please correct the field marked below."
 	}
-	v.Error = e.Message
 	dash.render(w, r, status, page, v)
 }
 

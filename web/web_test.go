@@ -373,7 +373,7 @@ func TestSignIn(t *testing.T) {
 	})
 	t.Run("an empty email is 400 naming the field", func(t *testing.T) {
 		status, body, _ := site.newBrowser(t).postForm("/signin", "/signin", url.Values{"password": {"x"}})
-		if status != http.StatusBadRequest || !strings.Contains(body, "email: enter the email") {
+		if status != http.StatusBadRequest || !strings.Contains(body, "enter the email") {
 			t.Fatalf("%d\n%s", status, body)
 		}
 	})

@@ -33,7 +33,8 @@ func mustChromium(t *testing.T) string {
 }
 
 // mustBrowser starts a headless Chromium and collects what its pages log as
-// errors (script exceptions, Content-Security-Policy violations).
+// errors (script exceptions, Content-Security-Policy violations); the func
+// it returns takes what was collected so far.
 func mustBrowser(t *testing.T) (context.Context, func() []string) {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -62,7 +63,9 @@ func mustBrowser(t *testing.T) (context.Context, func() []string) {
 	return ctx, func() []string {
 		mu.Lock()
 		defer mu.Unlock()
-		return append([]string(nil), problems...)
+		taken := problems
+		problems = nil
+		return taken
 	}
 }
 
@@ -127,6 +130,15 @@ func TestDashboardInABrowser(t *testing.T) {
 		screenshot("signup"),
 		chromedp.SendKeys(chromedp.ID("name"), "Browser Chat"),
 		chromedp.SendKeys(chromedp.ID("contact_email"), "owner@browser.example"),
+		chromedp.SendKeys(chromedp.ID("password"), "a long browser password"),
+		chromedp.Click(chromedp.ID("create")), // the terms are not accepted yet
+		chromedp.WaitVisible(chromedp.ID("accept_terms-error")),
+		screenshot("signup-error"),
+	)
+	if p := problems(); len(p) != 1 || !strings.Contains(p[0], "400") {
+		t.Fatalf("a sign-up without the terms accepted logged %q, want one 400", p)
+	}
+	run("signing up",
 		chromedp.SendKeys(chromedp.ID("password"), "a long browser password"),
 		chromedp.Click(chromedp.ID("accept_terms")),
 		chromedp.Click(chromedp.ID("create")),
