@@ -68,6 +68,17 @@ func (dash *Dashboard) SignUp() http.Handler {
 			dash.fail(w, r, "signup", v, tenants.FieldError("accept_terms", "accept the terms of service to create a workspace"))
 			return
 		}
+		// Only sign-ups that passed every check count against the address.
+		n, err := dash.d.Accounts.AddSignInAttempt(ctx, "signup:"+clientIP(r), dash.d.Now().UTC(), time.Hour)
+		if err != nil {
+			dash.fail(w, r, "signup", v, err)
+			return
+		}
+		if n > dash.d.SignUpsPerHour {
+			dash.fail(w, r, "signup", v, tenants.Errorf(tenants.CodeRateLimited,
+				"Too many workspaces were created from your address in the last hour. Try again later."))
+			return
+		}
 		if _, err := dash.d.Accounts.OwnerAccountByEmail(ctx, req.ContactEmail); err == nil {
 			dash.fail(w, r, "signup", v, &tenants.Error{Code: tenants.CodeConflict, Field: "contact_email",
 				Message: "an account with this email already exists: sign in instead"})

@@ -126,6 +126,12 @@ func (dash *Dashboard) startSession(w http.ResponseWriter, r *http.Request, s te
 	if s.CSRF, err = randomToken(); err != nil {
 		return r, tenants.Internal(err, "creating a session")
 	}
+	if old := sessionFrom(r.Context()); old != nil {
+		// Signing in again replaces the session rather than keeping two alive.
+		if err := dash.d.Accounts.DeleteSession(r.Context(), old.IDHash); err != nil {
+			return r, err
+		}
+	}
 	now := dash.d.Now().UTC()
 	s.IDHash, s.CreatedAt, s.ExpiresAt = hashSessionID(id), now, now.Add(sessionTTL)
 	if err := dash.d.Accounts.CreateSession(r.Context(), s); err != nil {

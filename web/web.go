@@ -40,6 +40,8 @@ type Deps struct {
 	PublicURL string
 	// RegistrationOpen allows sign-up; closed, only existing owners sign in.
 	RegistrationOpen bool
+	// SignUpsPerHour bounds the sign-ups from one address (default 10).
+	SignUpsPerHour int
 	Log              *slog.Logger
 	Now              func() time.Time
 }
@@ -62,6 +64,9 @@ func New(d Deps) (*Dashboard, error) {
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.SignUpsPerHour == 0 {
+		d.SignUpsPerHour = 10
 	}
 	dash := &Dashboard{d: d, pages: map[string]*template.Template{}, secure: strings.HasPrefix(d.PublicURL, "https://")}
 	for _, name := range pageNames {

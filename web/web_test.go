@@ -35,7 +35,7 @@ type testSite struct {
 	quotas tenants.QuotaStore
 }
 
-func mustSite(t *testing.T, publicURL string) *testSite {
+func mustSite(t *testing.T, publicURL string, opts ...func(*web.Deps)) *testSite {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, storetest.SQLite(t), nil)
@@ -55,8 +55,12 @@ func mustSite(t *testing.T, publicURL string) *testSite {
 		t.Fatal(err)
 	}
 	quotas := sqlstore.NewQuotaStore(db)
-	dash, err := web.New(web.Deps{Tenants: svc, Accounts: db, Quotas: quotas, History: db,
-		Region: "us", PublicURL: publicURL, RegistrationOpen: true, Log: log})
+	deps := web.Deps{Tenants: svc, Accounts: db, Quotas: quotas, History: db,
+		Region: "us", PublicURL: publicURL, RegistrationOpen: true, SignUpsPerHour: 1000, Log: log}
+	for _, o := range opts {
+		o(&deps)
+	}
+	dash, err := web.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,4 +427,49 @@ func TestFailedSignInsAreLimited(t *testing.T) {
 			t.Fatalf("the right password from a refused address: %d, want 429", status)
 		}
 	})
+}
+
+func TestSignUpLimits(t *testing.T) {
+	t.Run("an address creates at most its hourly number of workspaces", func(t *testing.T) {
+		site := mustSite(t, "http://gw.test", func(d *web.Deps) { d.SignUpsPerHour = 2 })
+		site.newBrowser(t).mustSignUp("One", "one@limit.example")
+		site.newBrowser(t).mustSignUp("Two", "two@limit.example")
+		status, body, _ := site.newBrowser(t).postForm("/signup", "/signup", url.Values{"name": {"Three"}, "contact_email": {"three@limit.example"},
+			"password": {"correct horse battery"}, "accept_terms": {termsVersion}})
+		if status != http.StatusTooManyRequests || !strings.Contains(body, "Too many workspaces") {
+			t.Fatalf("third sign-up: %d\n%s", status, body)
+		}
+		if list, _ := site.svc.Workspaces(context.Background()); len(list) != 2 {
+			t.Fatalf("%d workspaces, want 2", len(list))
+		}
+	})
+	t.Run("a closed gateway refuses sign-up with 403 and says so", func(t *testing.T) {
+		site := mustSite(t, "http://gw.test", func(d *web.Deps) { d.RegistrationOpen = false })
+		b := site.newBrowser(t)
+		if _, body := b.get("/signup"); !strings.Contains(body, "Sign-up is closed") {
+			t.Fatalf("sign-up page:\n%s", body)
+		}
+		status, _, _ := b.postForm("/signin", "/signup", url.Values{"name": {"X"}, "contact_email": {"x@closed.example"},
+			"password": {"correct horse battery"}, "accept_terms": {termsVersion}})
+		if status != http.StatusForbidden {
+			t.Fatalf("sign-up on a closed gateway: %d", status)
+		}
+	})
+}
+
+func TestSigningInAgainReplacesTheSession(t *testing.T) {
+	site := mustSite(t, "http://gw.test")
+	b := site.newBrowser(t)
+	b.mustSignUp("Again", "owner@again.example")
+	u, _ := url.Parse(site.URL)
+	first := b.c.Jar.Cookies(u)
+	b.mustSignIn("owner@again.example", "correct horse battery")
+	replay := site.newBrowser(t)
+	replay.c.Jar.SetCookies(u, first)
+	if status, _ := replay.get("/overview"); status != http.StatusSeeOther {
+		t.Fatalf("the session from before signing in again still opens the overview: %d", status)
+	}
+	if status, _ := b.get("/overview"); status != http.StatusOK {
+		t.Fatalf("the new session: %d", status)
+	}
 }
