@@ -42,8 +42,8 @@ type Deps struct {
 	RegistrationOpen bool
 	// SignUpsPerHour bounds the sign-ups from one address (default 10).
 	SignUpsPerHour int
-	Log              *slog.Logger
-	Now              func() time.Time
+	Log            *slog.Logger
+	Now            func() time.Time
 }
 
 // Dashboard serves the pages; its handler makers are routed by api.
