@@ -172,6 +172,21 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("the pages fit a phone's width without scrolling sideways", func(t *testing.T) {
+		defer run("resetting the viewport", chromedp.ResetViewport())
+		run("narrowing the viewport", chromedp.EmulateViewport(390, 844))
+		for _, page := range []string{"overview", "connect"} {
+			run("opening "+page, chromedp.Navigate(s.URL+"/"+page), chromedp.WaitVisible(chromedp.CSS("h1")), screenshot(page+"-phone"))
+			fits, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !fits {
+				t.Errorf("the %s page is wider than a 390-pixel screen", page)
+			}
+		}
+	})
+
 	t.Run("a rotated token works at once and the old one is refused", func(t *testing.T) {
 		run("rotating the token",
 			chromedp.Navigate(s.URL+"/connect"),
