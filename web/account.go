@@ -115,9 +115,14 @@ func (dash *Dashboard) SignUp() http.Handler {
 
 type signInForm struct{ Email string }
 
-// SignInPage shows the sign-in form, for owners and operators alike.
+// SignInPage shows the sign-in form, for owners and operators alike; a
+// signed-in visitor goes on to their own page.
 func (dash *Dashboard) SignInPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sessionFrom(r.Context()) != nil {
+			dash.Home().ServeHTTP(w, r)
+			return
+		}
 		dash.render(w, r, http.StatusOK, "signin", view{Title: "Sign in", Nav: "signin", Data: signInForm{}})
 	})
 }

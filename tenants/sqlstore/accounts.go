@@ -104,11 +104,19 @@ func (db *DB) DeleteSession(ctx context.Context, idHash string) error {
 	return nil
 }
 
+// attemptsKept is longer than any window of sign-in or sign-up attempts.
+const attemptsKept = 24 * time.Hour
+
 // AddSignInAttempt counts one attempt in one statement, so concurrent
 // attempts each see a distinct count.
 func (db *DB) AddSignInAttempt(ctx context.Context, subject string, at time.Time, window time.Duration) (int, error) {
 	at = dbTime(at)
 	expired := at.Add(-window)
+	// Windows a day old are over for every subject: dropping them keeps the
+	// table as small as the last day's attempts.
+	if err := db.gorm.WithContext(ctx).Exec("DELETE FROM signin_attempts WHERE window_start < ?", at.Add(-attemptsKept)).Error; err != nil {
+		return 0, tenants.Internal(err, "forgetting old sign-in attempts")
+	}
 	var n int
 	err := db.gorm.WithContext(ctx).Raw(`INSERT INTO signin_attempts (subject, window_start, attempts) VALUES (?, ?, 1)
 		ON CONFLICT (subject) DO UPDATE SET

@@ -142,5 +142,8 @@ func TestSignInAttemptsAreCountedExactlyUnderConcurrency(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustAdd("email:someone@example.com", base.Add(time.Minute), 1)
+		mustAdd("email:someone@example.com", base.Add(2*time.Minute), 2)
+		mustAdd("addr:192.0.2.2", base.Add(25*time.Hour), 1) // forgets the day-old windows
+		mustAdd("email:someone@example.com", base.Add(25*time.Hour+time.Minute), 1)
 	})
 }

@@ -29,3 +29,4 @@ CREATE TABLE signin_attempts (
     window_start TIMESTAMPTZ NOT NULL,
     attempts     INTEGER NOT NULL
 );
+CREATE INDEX signin_attempts_window ON signin_attempts (window_start);
