@@ -46,7 +46,16 @@ type Session struct {
 type AccountStore interface {
 	// CreateOwnerAccount writes a; an email already taken is CodeConflict.
 	CreateOwnerAccount(ctx context.Context, a *OwnerAccount) error
-	// OwnerAccountByEmail ignores case; an unknown email is CodeNotFound.
+	// ReserveOwnerEmail writes a without a workspace, so that of concurrent
+	// sign-ups with one email exactly one goes on to create a workspace. An
+	// email taken by an account, or by a reservation made at or after
+	// staleBefore, is CodeConflict; an older reservation (its sign-up died) is replaced.
+	ReserveOwnerEmail(ctx context.Context, a *OwnerAccount, staleBefore time.Time) error
+	// AttachOwnerAccount gives a reserved account its new workspace.
+	AttachOwnerAccount(ctx context.Context, accountID int64, workspaceID string) error
+	// ReleaseOwnerEmail deletes a reservation whose sign-up failed.
+	ReleaseOwnerEmail(ctx context.Context, accountID int64) error
+	// OwnerAccountByEmail ignores case; an unknown email, or one only reserved, is CodeNotFound.
 	OwnerAccountByEmail(ctx context.Context, email string) (*OwnerAccount, error)
 	// CreateSession writes s and deletes sessions that expired before s was created.
 	CreateSession(ctx context.Context, s Session) error

@@ -15,6 +15,9 @@ const (
 	failureWindow      = 15 * time.Minute
 	maxAddressFailures = 20
 	maxAccountFailures = 5
+	// reservationTimeout is how long a sign-up may take between holding its
+	// email and creating its workspace before another sign-up may take the email.
+	reservationTimeout = 10 * time.Minute
 )
 
 type signUpForm struct {
@@ -79,27 +82,33 @@ func (dash *Dashboard) SignUp() http.Handler {
 				"Too many workspaces were created from your address in the last hour. Try again later."))
 			return
 		}
-		if _, err := dash.d.Accounts.OwnerAccountByEmail(ctx, req.ContactEmail); err == nil {
-			dash.fail(w, r, "signup", v, &tenants.Error{Code: tenants.CodeConflict, Field: "contact_email",
-				Message: "an account with this email already exists: sign in instead"})
-			return
-		} else if tenants.ErrorCode(err) != tenants.CodeNotFound {
+		// The email is held first, so that of concurrent sign-ups with it
+		// exactly one creates a workspace.
+		now := dash.d.Now().UTC()
+		acct := &tenants.OwnerAccount{Email: req.ContactEmail, PasswordHash: hash, CreatedAt: now}
+		if err := dash.d.Accounts.ReserveOwnerEmail(ctx, acct, now.Add(-reservationTimeout)); err != nil {
+			if e := tenants.AsError(err); e.Field == "email" {
+				e.Field = "contact_email"
+			}
 			dash.fail(w, r, "signup", v, err)
 			return
 		}
 		req.AcceptTermsVersion = accepted
 		reg, err := dash.d.Tenants.Register(ctx, req, "signup:"+strings.ToLower(req.ContactEmail), clientIP(r))
+		if err == nil {
+			acct.WorkspaceID = reg.Workspace.ID
+			err = dash.d.Accounts.AttachOwnerAccount(ctx, acct.ID, reg.Workspace.ID)
+			if err != nil {
+				dash.d.Log.Error("workspace created without its owner account", "workspace", reg.Workspace.ID, "err", err)
+			}
+		}
 		if err != nil {
+			if rerr := dash.d.Accounts.ReleaseOwnerEmail(ctx, acct.ID); rerr != nil {
+				dash.d.Log.Warn("releasing the email of a failed sign-up", "err", rerr)
+			}
 			if e := tenants.AsError(err); e.Field == "terms_version" {
 				e.Field = "accept_terms"
 			}
-			dash.fail(w, r, "signup", v, err)
-			return
-		}
-		acct := &tenants.OwnerAccount{WorkspaceID: reg.Workspace.ID, Email: req.ContactEmail, PasswordHash: hash}
-		if err := dash.d.Accounts.CreateOwnerAccount(ctx, acct); err != nil {
-			// Another sign-up took the email in between: the workspace stays without an owner.
-			dash.d.Log.Warn("workspace created without its owner account", "workspace", reg.Workspace.ID, "err", err)
 			dash.fail(w, r, "signup", v, err)
 			return
 		}

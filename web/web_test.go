@@ -476,3 +476,33 @@ func TestSigningInAgainReplacesTheSession(t *testing.T) {
 		t.Fatalf("the new session: %d", status)
 	}
 }
+
+func TestConcurrentSignUpsWithOneEmailCreateOneWorkspace(t *testing.T) {
+	site := mustSite(t, "http://gw.test")
+	const n = 12
+	var wg sync.WaitGroup
+	statuses := make(chan int, n)
+	for i := range n {
+		b := site.newBrowser(t)
+		csrf := b.csrf("/signup")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, _, _ := b.post("/signup", url.Values{"csrf": {csrf}, "name": {fmt.Sprint("Racer ", i)},
+				"contact_email": {"race@race.example"}, "password": {"correct horse battery"}, "accept_terms": {termsVersion}})
+			statuses <- status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	if counts[http.StatusOK] != 1 || counts[http.StatusConflict] != n-1 {
+		t.Fatalf("answers %v, want one 200 and %d 409", counts, n-1)
+	}
+	if list, _ := site.svc.Workspaces(context.Background()); len(list) != 1 {
+		t.Fatalf("%d workspaces, want 1", len(list))
+	}
+}

@@ -13,7 +13,7 @@ var _ tenants.AccountStore = (*DB)(nil)
 
 type ownerAccountRow struct {
 	ID           int64     `gorm:"column:id;primaryKey"`
-	WorkspaceID  string    `gorm:"column:workspace_id"`
+	WorkspaceID  *string   `gorm:"column:workspace_id"`
 	Email        string    `gorm:"column:email"`
 	PasswordHash string    `gorm:"column:password_hash"`
 	CreatedAt    time.Time `gorm:"column:created_at"`
@@ -41,7 +41,7 @@ func (db *DB) CreateOwnerAccount(ctx context.Context, a *tenants.OwnerAccount) e
 		a.CreatedAt = db.gorm.NowFunc()
 	}
 	a.CreatedAt = dbTime(a.CreatedAt)
-	row := ownerAccountRow{WorkspaceID: a.WorkspaceID, Email: a.Email, PasswordHash: a.PasswordHash, CreatedAt: a.CreatedAt}
+	row := ownerAccountRow{WorkspaceID: &a.WorkspaceID, Email: a.Email, PasswordHash: a.PasswordHash, CreatedAt: a.CreatedAt}
 	if err := db.gorm.WithContext(ctx).Create(&row).Error; err != nil {
 		switch {
 		case db.isDuplicate(err):
@@ -55,17 +55,69 @@ func (db *DB) CreateOwnerAccount(ctx context.Context, a *tenants.OwnerAccount) e
 	return nil
 }
 
+// ReserveOwnerEmail writes a without a workspace, replacing a stale reservation of its email.
+func (db *DB) ReserveOwnerEmail(ctx context.Context, a *tenants.OwnerAccount, staleBefore time.Time) error {
+	a.Email = normalEmail(a.Email)
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = db.gorm.NowFunc()
+	}
+	a.CreatedAt, a.WorkspaceID = dbTime(a.CreatedAt), ""
+	row := ownerAccountRow{Email: a.Email, PasswordHash: a.PasswordHash, CreatedAt: a.CreatedAt}
+	err := db.transaction(ctx, "reserving an owner email", func(tx *gorm.DB) error {
+		if err := tx.Where("email = ? AND workspace_id IS NULL AND created_at < ?", a.Email, dbTime(staleBefore)).
+			Delete(&ownerAccountRow{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Create(&row).Error; err != nil {
+			if db.isDuplicate(err) {
+				return &tenants.Error{Code: tenants.CodeConflict, Field: "email", Message: "an account with this email already exists: sign in instead"}
+			}
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.ID = row.ID
+	return nil
+}
+
+// AttachOwnerAccount sets the workspace of a reserved account.
+func (db *DB) AttachOwnerAccount(ctx context.Context, accountID int64, workspaceID string) error {
+	res := db.gorm.WithContext(ctx).Model(&ownerAccountRow{}).Where("id = ? AND workspace_id IS NULL", accountID).
+		Update("workspace_id", workspaceID)
+	if res.Error != nil {
+		if db.isMissingReference(res.Error) {
+			return tenants.Errorf(tenants.CodeNotFound, "no workspace %s", workspaceID)
+		}
+		return tenants.Internal(res.Error, "attaching an owner account")
+	}
+	if res.RowsAffected == 0 {
+		return tenants.Errorf(tenants.CodeNotFound, "no reserved owner account %d", accountID)
+	}
+	return nil
+}
+
+// ReleaseOwnerEmail deletes a reservation; an attached account is never deleted here.
+func (db *DB) ReleaseOwnerEmail(ctx context.Context, accountID int64) error {
+	if err := db.gorm.WithContext(ctx).Where("id = ? AND workspace_id IS NULL", accountID).Delete(&ownerAccountRow{}).Error; err != nil {
+		return tenants.Internal(err, "releasing an owner email")
+	}
+	return nil
+}
+
 // OwnerAccountByEmail returns the owner account with email, ignoring case.
 func (db *DB) OwnerAccountByEmail(ctx context.Context, email string) (*tenants.OwnerAccount, error) {
 	var row ownerAccountRow
-	res := db.gorm.WithContext(ctx).Where("email = ?", normalEmail(email)).Limit(1).Find(&row)
+	res := db.gorm.WithContext(ctx).Where("email = ? AND workspace_id IS NOT NULL", normalEmail(email)).Limit(1).Find(&row)
 	if res.Error != nil {
 		return nil, tenants.Internal(res.Error, "reading an owner account")
 	}
 	if res.RowsAffected == 0 {
 		return nil, tenants.Errorf(tenants.CodeNotFound, "no account with this email")
 	}
-	return &tenants.OwnerAccount{ID: row.ID, WorkspaceID: row.WorkspaceID, Email: row.Email,
+	return &tenants.OwnerAccount{ID: row.ID, WorkspaceID: *row.WorkspaceID, Email: row.Email,
 		PasswordHash: row.PasswordHash, CreatedAt: row.CreatedAt.UTC()}, nil
 }
 

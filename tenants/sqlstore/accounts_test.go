@@ -147,3 +147,87 @@ func TestSignInAttemptsAreCountedExactlyUnderConcurrency(t *testing.T) {
 		mustAdd("email:someone@example.com", base.Add(25*time.Hour+time.Minute), 1)
 	})
 }
+
+func TestOwnerEmailReservations(t *testing.T) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		ws := mustCreate(t, db, "ws_cccccccccccccccccccc", "pgw_us_reservations", base)
+		reserve := func(email string, at time.Time) (*tenants.OwnerAccount, error) {
+			a := &tenants.OwnerAccount{Email: email, PasswordHash: "h", CreatedAt: at}
+			return a, db.ReserveOwnerEmail(ctx, a, at.Add(-10*time.Minute))
+		}
+
+		t.Run("of concurrent reservations of one email exactly one succeeds", func(t *testing.T) {
+			const n = 20
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := reserve("race@example.com", base)
+					errs <- err
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			won := 0
+			for err := range errs {
+				switch {
+				case err == nil:
+					won++
+				case tenants.ErrorCode(err) != tenants.CodeConflict:
+					t.Fatal(err)
+				}
+			}
+			if won != 1 {
+				t.Fatalf("%d reservations succeeded, want 1", won)
+			}
+		})
+		t.Run("a reserved email cannot sign in until its workspace is attached", func(t *testing.T) {
+			a, err := reserve("pending@example.com", base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.OwnerAccountByEmail(ctx, "pending@example.com"); tenants.ErrorCode(err) != tenants.CodeNotFound {
+				t.Fatalf("a reservation is found: %v", err)
+			}
+			if err := db.AttachOwnerAccount(ctx, a.ID, ws.ID); err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.OwnerAccountByEmail(ctx, "pending@example.com")
+			if err != nil || got.WorkspaceID != ws.ID {
+				t.Fatalf("got %+v, %v", got, err)
+			}
+			if err := db.ReleaseOwnerEmail(ctx, a.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.OwnerAccountByEmail(ctx, "pending@example.com"); err != nil {
+				t.Fatalf("releasing deleted an attached account: %v", err)
+			}
+		})
+		t.Run("a released or stale reservation frees the email", func(t *testing.T) {
+			a, err := reserve("released@example.com", base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.ReleaseOwnerEmail(ctx, a.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reserve("released@example.com", base); err != nil {
+				t.Fatalf("after release: %v", err)
+			}
+			if _, err := reserve("released@example.com", base.Add(5*time.Minute)); tenants.ErrorCode(err) != tenants.CodeConflict {
+				t.Fatalf("a fresh reservation was replaced: %v", err)
+			}
+			if _, err := reserve("released@example.com", base.Add(11*time.Minute)); err != nil {
+				t.Fatalf("a stale reservation was kept: %v", err)
+			}
+		})
+		t.Run("an attached account's email is never taken over", func(t *testing.T) {
+			if _, err := reserve("pending@example.com", base.Add(time.Hour)); tenants.ErrorCode(err) != tenants.CodeConflict {
+				t.Fatalf("got %v, want a conflict", err)
+			}
+		})
+	})
+}

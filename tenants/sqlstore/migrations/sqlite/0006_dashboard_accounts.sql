@@ -2,7 +2,8 @@
 -- hash of their id) and sign-in attempts, counted per address and per account.
 CREATE TABLE owner_accounts (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    workspace_id  TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    -- NULL while a sign-up holds the email and creates the workspace.
+    workspace_id  TEXT REFERENCES workspaces (id) ON DELETE CASCADE,
     email         TEXT NOT NULL UNIQUE,
     password_hash TEXT NOT NULL,
     created_at    DATETIME NOT NULL
