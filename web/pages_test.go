@@ -58,7 +58,8 @@ func TestOverview(t *testing.T) {
 	t.Run("terms not yet accepted show a banner whose button accepts them", func(t *testing.T) {
 		b, id := mustOwner(t, site, "No Terms", "owner@noterms.example")
 		_, body := b.get("/overview")
-		mustContain(t, body, `id="terms-banner"`, "Nothing is sent until you accept", `name="terms_version" value="`+termsVersion+`"`)
+		mustContain(t, body, `id="terms-banner"`, "Nothing is sent until you accept", `name="terms_version" value="`+termsVersion+`"`,
+			`id="no-pushes"`)
 		status, _, h := b.postForm("/overview", "/overview/terms", url.Values{"terms_version": {termsVersion}})
 		if status != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/overview") {
 			t.Fatalf("accept: %d to %q", status, h.Get("Location"))

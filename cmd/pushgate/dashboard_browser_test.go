@@ -173,7 +173,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	})
 
 	t.Run("the pages fit a phone's width without scrolling sideways", func(t *testing.T) {
-		defer run("resetting the viewport", chromedp.ResetViewport())
+		defer run("widening the viewport again", chromedp.EmulateViewport(1280, 900))
 		run("narrowing the viewport", chromedp.EmulateViewport(390, 844))
 		for _, page := range []string{"overview", "connect"} {
 			run("opening "+page, chromedp.Navigate(s.URL+"/"+page), chromedp.WaitVisible(chromedp.CSS("h1")), screenshot(page+"-phone"))
