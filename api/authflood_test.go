@@ -18,7 +18,7 @@ import (
 	"github.com/pushgate/pushgate/gateway"
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/redisquota"
-	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 	"github.com/pushgate/pushgate/tenants/storetest"
 )
 
@@ -51,14 +51,7 @@ type floodGateway struct {
 func mustFloodGateway(t *testing.T, trustProxy bool) *floodGateway {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, storetest.Postgres(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := sqltest.Migrated(t, storetest.Postgres(t))
 	key, err := tenants.NewTokenKey("k1")
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/pushgate/pushgate/billing/stripetest"
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 	"github.com/pushgate/pushgate/tenants/storetest"
 )
 
@@ -62,14 +63,7 @@ type billingAPI struct {
 func mustBillingAPI(t *testing.T, dbURL, stripeURL string) *billingAPI {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, dbURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := sqltest.Migrated(t, dbURL)
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc := tenants.NewService(db, tenants.Config{Region: "us", PublicURL: "https://us.gw.example",

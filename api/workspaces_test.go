@@ -71,14 +71,7 @@ func mustAPI(t testing.TB, dbURL string, o apiOptions) *testAPI {
 		o.perHour = 1000
 	}
 	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, dbURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := sqltest.Migrated(t, dbURL)
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc := tenants.NewService(db, tenants.Config{

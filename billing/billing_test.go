@@ -11,6 +11,7 @@ import (
 	"github.com/pushgate/pushgate/billing/stripetest"
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 	"github.com/pushgate/pushgate/tenants/storetest"
 )
 
@@ -51,15 +52,7 @@ func TestPlanPricesAndPackagesParse(t *testing.T) {
 
 func mustService(t testing.TB, stripeURL string) *billing.Service {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, storetest.SQLite(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := sqltest.Migrated(t, storetest.SQLite(t))
 	svc := tenants.NewService(db, tenants.Config{Region: "us", PublicURL: "https://us.gw.example"})
 	b, err := billing.New(billing.Config{WebhookSecret: stripetest.WebhookSecret,
 		Plans:    map[tenants.Plan]billing.PlanPrice{tenants.PlanPro: {Price: "price_pro", MeteredPrice: "price_pro_overage"}},

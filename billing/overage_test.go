@@ -11,6 +11,7 @@ import (
 	"github.com/pushgate/pushgate/billing/stripetest"
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 	"github.com/pushgate/pushgate/tenants/storetest"
 )
 
@@ -44,14 +45,7 @@ type overageFixture struct {
 func mustMeteredWorkspace(t *testing.T) *overageFixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, storetest.SQLite(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := sqltest.Migrated(t, storetest.SQLite(t))
 	f := &overageFixture{db: db, usage: &usageTable{used: map[tenants.Period]int64{}},
 		now: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
 	f.svc = tenants.NewService(db, tenants.Config{Region: "us", PublicURL: "https://us.gw.example",

@@ -178,9 +178,8 @@ func newAPNs(cfg AppConfig, signers apnsSigners, env providerEnv) (*apnsProvider
 			return nil, err
 		}
 	}
-	// x/net's HTTP/2 transport, although x/net now marks it deprecated in
-	// favour of net/http's: net/http's RoundTrip costs ~4 µs and an allocation
-	// more per push (BenchmarkSendThroughSandbox/apple_rn), and APNs is HTTP/2 only anyway.
+	// x/net's HTTP/2 transport, although x/net marks it deprecated: net/http's
+	// costs more per push (README, Benchmark), and APNs is HTTP/2 only anyway.
 	target := &url.URL{Scheme: u.Scheme, Host: u.Host}
 	p.transport = &http2.Transport{
 		TLSClientConfig: tlsCfg,

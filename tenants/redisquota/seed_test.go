@@ -11,20 +11,14 @@ import (
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/redisquota"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/tenants/sqlstore/sqltest"
 	"github.com/pushgate/pushgate/tenants/storetest"
 )
 
 // mustArchive returns a migrated SQLite database: where usage is rolled up.
 func mustArchive(t *testing.T) *sqlstore.DB {
 	t.Helper()
-	db, err := sqlstore.Open(context.Background(), storetest.SQLite(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	db := sqltest.Migrated(t, storetest.SQLite(t))
 	return db
 }
 
