@@ -150,6 +150,13 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatalf("the connect page shows Mattermost URL %q and token %q", mattermostURL, token)
 	}
 
+	t.Run("a copy button runs under the page's policy and says it copied", func(t *testing.T) {
+		run("copying the Mattermost URL",
+			chromedp.Click(chromedp.CSS(`button[data-copy="mattermost-url"]`)),
+			chromedp.WaitVisible(chromedp.Search(`//button[@data-copy="mattermost-url" and text()="Copied"]`)),
+		)
+	})
+
 	t.Run("the Mattermost URL on the connect page takes a push", func(t *testing.T) {
 		if status, body := mustPush(t, mattermostURL); status != 200 || body != `{"status":"OK"}` {
 			t.Fatalf("push answered %d %s", status, body)
