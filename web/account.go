@@ -72,7 +72,7 @@ func (dash *Dashboard) SignUp() http.Handler {
 			return
 		}
 		// Only sign-ups that passed every check count against the address.
-		n, err := dash.d.Accounts.AddSignInAttempt(ctx, "signup:"+clientIP(r), dash.d.Now().UTC(), time.Hour)
+		n, err := dash.d.Accounts.AddSignInAttempt(ctx, "signup:"+addressKey(clientIP(r)), dash.d.Now().UTC(), time.Hour)
 		if err != nil {
 			dash.fail(w, r, "signup", v, err)
 			return
@@ -155,7 +155,7 @@ func (dash *Dashboard) SignIn() http.Handler {
 		// Attempts are counted before the password is checked, so that
 		// concurrent guesses cannot all pass the limit.
 		now := dash.d.Now().UTC()
-		byAddr, byAccount := "addr:"+clientIP(r), "email:"+email
+		byAddr, byAccount := "addr:"+addressKey(clientIP(r)), "email:"+email
 		for _, lim := range []struct {
 			subject string
 			max     int
@@ -166,6 +166,10 @@ func (dash *Dashboard) SignIn() http.Handler {
 				return
 			}
 			if n > lim.max {
+				if n == lim.max+1 {
+					dash.d.Log.Warn("sign-in refused for a while: too many failed attempts",
+						"limit", strings.SplitN(lim.subject, ":", 2)[0], "addr", clientIP(r), "window", failureWindow)
+				}
 				dash.fail(w, r, "signin", v, &tenants.Error{Code: tenants.CodeRateLimited,
 					Message: fmt.Sprintf("Too many failed sign-ins. Wait up to %d minutes and try again.", int(failureWindow/time.Minute))})
 				return
