@@ -72,6 +72,25 @@ func TestOverview(t *testing.T) {
 		mustNotContain(t, body, `id="terms-banner"`)
 		mustContain(t, body, "are accepted")
 	})
+	t.Run("new terms in their grace period show the deadline and are accepted from the banner", func(t *testing.T) {
+		site := mustSite(t, "http://gw.test") // its own, so that no earlier page cached the terms
+		b, id := mustOwner(t, site, "Grace", "owner@grace.example")
+		if err := site.db.RecordConsent(ctx, tenants.Consent{WorkspaceID: id, TermsVersion: termsVersion, AcceptedBy: "owner@grace.example", AcceptedAt: now.Add(-48 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		published := now.Add(-time.Hour)
+		if err := site.db.PublishTerms(ctx, tenants.Terms{Version: "2026-12-01", URL: "http://gw.test/terms", PublishedAt: published}); err != nil {
+			t.Fatal(err)
+		}
+		_, body := b.get("/overview")
+		mustContain(t, body, `id="terms-banner"`, "New terms of service (version 2026-12-01) apply",
+			published.Add(30*24*time.Hour).Format("2 January 2006"), `name="terms_version" value="2026-12-01"`)
+		if status, _, _ := b.postForm("/overview", "/overview/terms", url.Values{"terms_version": {"2026-12-01"}}); status != http.StatusSeeOther {
+			t.Fatalf("accept: %d", status)
+		}
+		_, body = b.get("/overview")
+		mustNotContain(t, body, `id="terms-banner"`)
+	})
 	t.Run("accepting a version that is not current is a 409 page, not a consent", func(t *testing.T) {
 		b, id := mustOwner(t, site, "Old Terms", "owner@oldterms.example")
 		status, body, _ := b.postForm("/overview", "/overview/terms", url.Values{"terms_version": {"1999-01-01"}})
