@@ -238,7 +238,7 @@ func TestPagesAreHardened(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if c := resp.Header.Get("Set-Cookie"); !strings.Contains(c, "Secure") {
+		if c := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(c, "__Host-pushgate_csrf=") || !strings.Contains(c, "Secure") {
 			t.Fatalf("CSRF cookie over https: %q", c)
 		}
 		if resp.Header.Get("Strict-Transport-Security") == "" {

@@ -69,7 +69,7 @@ func (dash *Dashboard) Protect(next http.Handler) http.Handler {
 			h.Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		ctx := r.Context()
-		if c, err := r.Cookie(sessionCookie); err == nil && len(c.Value) <= 64 {
+		if c, err := r.Cookie(dash.cookieName(sessionCookie)); err == nil && len(c.Value) <= 64 {
 			s, err := dash.d.Accounts.Session(ctx, hashSessionID(c.Value), dash.d.Now().UTC())
 			switch {
 			case err == nil:
@@ -82,7 +82,7 @@ func (dash *Dashboard) Protect(next http.Handler) http.Handler {
 		}
 		if csrfFrom(ctx) == "" {
 			token := ""
-			if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
+			if c, err := r.Cookie(dash.cookieName(csrfCookie)); err == nil && len(c.Value) == 43 {
 				token = c.Value
 			} else if token, err = randomToken(); err == nil {
 				http.SetCookie(w, dash.cookie(csrfCookie, token, 0))
@@ -112,8 +112,17 @@ func (dash *Dashboard) CheckCSRF(next http.Handler) http.Handler {
 	})
 }
 
+// cookieName adds the __Host- prefix over https, so that browsers refuse the
+// cookie from a subdomain or over plain http.
+func (dash *Dashboard) cookieName(name string) string {
+	if dash.secure {
+		return "__Host-" + name
+	}
+	return name
+}
+
 func (dash *Dashboard) cookie(name, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
+	return &http.Cookie{Name: dash.cookieName(name), Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: dash.secure, SameSite: http.SameSiteLaxMode}
 }
 
