@@ -70,6 +70,7 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 			r.Method(http.MethodGet, "/signin", dash.SignInPage())
 			r.Method(http.MethodGet, "/overview", dash.Overview())
 			r.Method(http.MethodGet, "/connect", dash.Connect())
+			r.Method(http.MethodGet, "/account", dash.Account())
 			r.Method(http.MethodGet, "/operator", dash.Operator())
 			r.Group(func(r chi.Router) {
 				r.Use(dash.CheckCSRF)
@@ -79,6 +80,7 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 				r.Method(http.MethodPost, "/overview/terms", dash.AcceptTerms())
 				r.Method(http.MethodPost, "/connect/token", dash.RotateToken())
 				r.Method(http.MethodPost, "/connect/settings", dash.UpdateSettings())
+				r.Method(http.MethodPost, "/account/password", dash.ChangePassword())
 			})
 		})
 	}

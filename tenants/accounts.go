@@ -57,6 +57,9 @@ type AccountStore interface {
 	ReleaseOwnerEmail(ctx context.Context, accountID int64) error
 	// OwnerAccountByEmail ignores case; an unknown email, or one only reserved, is CodeNotFound.
 	OwnerAccountByEmail(ctx context.Context, email string) (*OwnerAccount, error)
+	// SetOwnerPassword replaces an owner's password hash and ends every other
+	// session of the account than keepSession (an id hash), in one transaction.
+	SetOwnerPassword(ctx context.Context, accountID int64, hash, keepSession string) error
 	// CreateSession writes s and deletes sessions that expired before s was created.
 	CreateSession(ctx context.Context, s Session) error
 	// Session returns the live session with this id hash at now; an unknown or expired one is CodeNotFound.

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -261,6 +262,58 @@ func TestPagesAreHardened(t *testing.T) {
 					t.Fatalf("%s echoes a script unescaped", path)
 				}
 			}
+		}
+	})
+}
+
+func TestChangePassword(t *testing.T) {
+	site := mustSite(t, "http://gw.test")
+	b, _ := mustOwner(t, site, "Passwords", "owner@pw.example")
+	other := site.newBrowser(t)
+	other.mustSignIn("owner@pw.example", "owner password!")
+
+	for _, tc := range []struct {
+		name  string
+		form  url.Values
+		field string
+	}{
+		{"a wrong current password is 400 naming the field", url.Values{"current_password": {"not my password"}, "new_password": {"a brand new password"}}, "current_password"},
+		{"a short new password is 400 naming the field", url.Values{"current_password": {"owner password!"}, "new_password": {"short"}}, "new_password"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, _ := b.postForm("/account", "/account/password", tc.form)
+			if status != http.StatusBadRequest {
+				t.Fatalf("%d\n%s", status, body)
+			}
+			mustContain(t, body, `id="`+tc.field+`-error"`)
+		})
+	}
+	t.Run("a changed password signs in, the old one does not, and other browsers are signed out", func(t *testing.T) {
+		status, _, h := b.postForm("/account", "/account/password", url.Values{"current_password": {"owner password!"}, "new_password": {"a brand new password"}})
+		if status != http.StatusSeeOther || h.Get("Location") != "/account?changed=1" {
+			t.Fatalf("%d to %q", status, h.Get("Location"))
+		}
+		if status, _ := b.get("/overview"); status != http.StatusOK {
+			t.Fatalf("the browser that changed the password was signed out: %d", status)
+		}
+		if status, _ := other.get("/overview"); status != http.StatusSeeOther {
+			t.Fatalf("another browser is still signed in: %d", status)
+		}
+		if status, _, _ := site.newBrowser(t).postForm("/signin", "/signin", url.Values{"email": {"owner@pw.example"}, "password": {"owner password!"}}); status != http.StatusUnauthorized {
+			t.Fatalf("the old password: %d, want 401", status)
+		}
+		site.newBrowser(t).mustSignIn("owner@pw.example", "a brand new password")
+	})
+	t.Run("guessing the current password from a session is limited like sign-in", func(t *testing.T) {
+		s, _ := mustOwner(t, site, "Guessed", "owner@guessed.example")
+		statuses := map[int]int{}
+		for i := range 7 {
+			status, _, _ := s.postForm("/account", "/account/password", url.Values{"current_password": {fmt.Sprint("guess ", i)}, "new_password": {"a brand new password"}})
+			statuses[status]++
+		}
+		// mustOwner's own sign-in was cleared, so five guesses are wrong and the rest refused.
+		if statuses[http.StatusBadRequest] != 5 || statuses[http.StatusTooManyRequests] != 2 {
+			t.Fatalf("answers %v", statuses)
 		}
 	})
 }

@@ -56,7 +56,7 @@ type Dashboard struct {
 }
 
 // The pages, one template file each, all inside layout.html.
-var pageNames = []string{"signup", "signin", "overview", "connect", "operator", "error"}
+var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error"}
 
 // New parses every template once, so a broken template fails the start, not a request.
 func New(d Deps) (*Dashboard, error) {

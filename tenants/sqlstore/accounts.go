@@ -121,6 +121,21 @@ func (db *DB) OwnerAccountByEmail(ctx context.Context, email string) (*tenants.O
 		PasswordHash: row.PasswordHash, CreatedAt: row.CreatedAt.UTC()}, nil
 }
 
+// SetOwnerPassword replaces the hash and ends the account's other sessions.
+func (db *DB) SetOwnerPassword(ctx context.Context, accountID int64, hash, keepSession string) error {
+	return db.transaction(ctx, "changing a password", func(tx *gorm.DB) error {
+		res := tx.Model(&ownerAccountRow{}).Where("id = ? AND workspace_id IS NOT NULL", accountID).Update("password_hash", hash)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return tenants.Errorf(tenants.CodeNotFound, "no owner account %d", accountID)
+		}
+		return tx.Where("kind = ? AND account_id = ? AND id_hash <> ?", string(tenants.SessionOwner), accountID, keepSession).
+			Delete(&sessionRow{}).Error
+	})
+}
+
 // CreateSession writes s and drops every session that had expired by its creation.
 func (db *DB) CreateSession(ctx context.Context, s tenants.Session) error {
 	row := sessionRow{IDHash: s.IDHash, Kind: string(s.Kind), AccountID: s.AccountID, WorkspaceID: s.WorkspaceID,

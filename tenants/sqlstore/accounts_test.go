@@ -231,3 +231,40 @@ func TestOwnerEmailReservations(t *testing.T) {
 		})
 	})
 }
+
+func TestSetOwnerPasswordEndsTheOtherSessions(t *testing.T) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		ws := mustCreate(t, db, "ws_dddddddddddddddddddd", "pgw_us_passwords", base)
+		a := &tenants.OwnerAccount{WorkspaceID: ws.ID, Email: "pw@example.com", PasswordHash: "old"}
+		if err := db.CreateOwnerAccount(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"keep", "other1", "other2"} {
+			if err := db.CreateSession(ctx, tenants.Session{IDHash: id, Kind: tenants.SessionOwner, AccountID: a.ID, WorkspaceID: ws.ID,
+				Email: a.Email, CSRF: "c", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.CreateSession(ctx, tenants.Session{IDHash: "operator", Kind: tenants.SessionOperator, AccountID: a.ID,
+			Email: "op@example.com", CSRF: "c", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SetOwnerPassword(ctx, a.ID, "new", "keep"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.OwnerAccountByEmail(ctx, a.Email)
+		if err != nil || got.PasswordHash != "new" {
+			t.Fatalf("got %+v, %v", got, err)
+		}
+		for id, alive := range map[string]bool{"keep": true, "other1": false, "other2": false, "operator": true} {
+			_, err := db.Session(ctx, id, base)
+			if (err == nil) != alive {
+				t.Errorf("session %s: %v, want alive=%v", id, err, alive)
+			}
+		}
+		if err := db.SetOwnerPassword(ctx, 999999, "x", ""); tenants.ErrorCode(err) != tenants.CodeNotFound {
+			t.Fatalf("an unknown account: %v", err)
+		}
+	})
+}
