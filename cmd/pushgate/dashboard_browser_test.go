@@ -179,10 +179,18 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("the account page offers a password change", func(t *testing.T) {
+		run("opening the account page",
+			chromedp.Navigate(s.URL+"/account"),
+			chromedp.WaitVisible(chromedp.ID("change-password")),
+			screenshot("account"),
+		)
+	})
+
 	t.Run("the pages fit a phone's width without scrolling sideways", func(t *testing.T) {
 		defer run("widening the viewport again", chromedp.EmulateViewport(1280, 900))
 		run("narrowing the viewport", chromedp.EmulateViewport(390, 844))
-		for _, page := range []string{"overview", "connect"} {
+		for _, page := range []string{"overview", "connect", "account"} {
 			run("opening "+page, chromedp.Navigate(s.URL+"/"+page), chromedp.WaitVisible(chromedp.CSS("h1")), screenshot(page+"-phone"))
 			fits, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
 			if err != nil {
