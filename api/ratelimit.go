@@ -78,6 +78,9 @@ func limitKey(ip string) string {
 	if err != nil {
 		return ip
 	}
+	if a.Is4() {
+		return ip // ParseAddr takes only the canonical dotted form: no copy needed
+	}
 	a = a.Unmap().WithZone("")
 	if a.Is4() {
 		return a.String()
