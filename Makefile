@@ -46,14 +46,14 @@ services:
 ## lint: gofmt, go vet, and no path that reaches outside the repository
 lint: vet
 	@bash scripts/check-self-contained.sh
-	@out=$$(gofmt -l cmd api billing gateway tenants); \
+	@out=$$(gofmt -l cmd api billing gateway tenants web); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet $(PKGS)
 
 fmt:
-	gofmt -w cmd api billing gateway tenants
+	gofmt -w cmd api billing gateway tenants web
 
 ## bench: end-to-end benchmark (see README)
 bench:

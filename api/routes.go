@@ -60,6 +60,31 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 	// Stripe's signed webhooks.
 	r.Method(http.MethodPost, "/webhooks/stripe", handleStripeWebhook(d.Billing, d.Log))
 
+	// The dashboard (web/): pages for workspace owners and operators; every form post carries a CSRF token.
+	if dash := d.Dashboard; dash != nil {
+		r.Group(func(r chi.Router) {
+			r.Use(dash.Protect)
+			r.Method(http.MethodGet, "/", dash.Home())
+			r.Method(http.MethodGet, "/assets/*", dash.Assets())
+			r.Method(http.MethodGet, "/signup", dash.SignUpPage())
+			r.Method(http.MethodGet, "/signin", dash.SignInPage())
+			r.Method(http.MethodGet, "/overview", dash.Overview())
+			r.Method(http.MethodGet, "/connect", dash.Connect())
+			r.Method(http.MethodGet, "/account", dash.Account())
+			r.Method(http.MethodGet, "/operator", dash.Operator())
+			r.Group(func(r chi.Router) {
+				r.Use(dash.CheckCSRF)
+				r.Method(http.MethodPost, "/signup", dash.SignUp())
+				r.Method(http.MethodPost, "/signin", dash.SignIn())
+				r.Method(http.MethodPost, "/signout", dash.SignOut())
+				r.Method(http.MethodPost, "/overview/terms", dash.AcceptTerms())
+				r.Method(http.MethodPost, "/connect/token", dash.RotateToken())
+				r.Method(http.MethodPost, "/connect/settings", dash.UpdateSettings())
+				r.Method(http.MethodPost, "/account/password", dash.ChangePassword())
+			})
+		})
+	}
+
 	r.NotFound(handleNotFound())
 	r.MethodNotAllowed(handleMethodNotAllowed())
 	return r

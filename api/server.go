@@ -14,6 +14,7 @@ import (
 	"github.com/pushgate/pushgate/billing"
 	"github.com/pushgate/pushgate/gateway"
 	"github.com/pushgate/pushgate/tenants"
+	"github.com/pushgate/pushgate/web"
 )
 
 // Checker is a dependency that /readyz pings.
@@ -65,6 +66,8 @@ type Deps struct {
 
 	// Billing sells plans and packages through Stripe; nil when billing is not configured.
 	Billing *billing.Service
+	// Dashboard is the web dashboard; nil serves none.
+	Dashboard *web.Dashboard
 }
 
 // NewHandler returns the whole HTTP surface of `pushgate serve`.

@@ -4,6 +4,7 @@
 #   a Redis Cluster of three masters on 127.0.0.1:7001-7003 (no persistence,
 #               its node files under /tmp/pushgate-test-redis-cluster)
 #   PostgreSQL  127.0.0.1:5432, trust auth, a role for the current user, database "test"
+#   Chromium    (no service: the binary the dashboard's browser test drives)
 # If one is not reachable it is started, and its Debian package is installed
 # first when missing (apt-get; needs root or sudo). It never skips: when a
 # service cannot be had it exits non-zero saying which and why.
@@ -122,7 +123,13 @@ ensure_postgres() {
     die "cannot connect to postgres://$user@127.0.0.1:$PG_PORT/$PG_DB with trust auth"
 }
 
+# The dashboard's browser test drives a headless Chromium.
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || apt_install chromium
+}
+
 ensure_redis
 ensure_redis_cluster
 ensure_postgres
+ensure_chromium
 say "redis 127.0.0.1:$REDIS_PORT, redis cluster 127.0.0.1:${CLUSTER_PORTS[0]}-${CLUSTER_PORTS[2]} and postgres 127.0.0.1:$PG_PORT/$PG_DB are up"

@@ -87,6 +87,7 @@ pushgate is running in dev mode (region %[1]s) on %[2]s
   sandbox APNs/FCM %[4]s  (stats: %[4]s/sandbox/stats)
   health, metrics  %[5]s/readyz  %[5]s/metrics
 
+dashboard          %[5]s/signin
 operator account   %[6]s / %[7]s
 demo workspace     %[8]s (terms accepted, plan free: 10,000 pushes a month)
   token            %[9]s

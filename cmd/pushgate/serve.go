@@ -23,6 +23,7 @@ import (
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/redisquota"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/web"
 )
 
 // closers runs cleanup functions in reverse order of registration, so
@@ -148,6 +149,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	dash, err := web.New(web.Deps{Tenants: svc, Accounts: db, Quotas: quotas, History: db,
+		Region: cfg.Region, PublicURL: cfg.PublicURL, RegistrationOpen: cfg.registrationOpen, SignUpsPerHour: cfg.registrationsPH, Log: log.With("component", "dashboard")})
+	if err != nil {
+		return err
+	}
 	handler := api.NewHandler(api.Deps{
 		Log:      log,
 		Registry: reg,
@@ -168,6 +174,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		UpgradeURL: cfg.upgradeURL,
 		RateLimits: cfg.rateLimits,
 		Billing:    bill,
+		Dashboard:  dash,
 	})
 	if cfg.PprofListen != "" {
 		stopPprof, err := servePprof(cfg.PprofListen, log)
