@@ -2,6 +2,8 @@ package billing
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/pushgate/pushgate/tenants"
@@ -29,6 +31,7 @@ func (s *Service) ReportOverage(ctx context.Context) (int, error) {
 	cur := tenants.PeriodOf(now)
 	prev := tenants.PeriodOf(cur.Start().Add(-time.Hour))
 	sent := 0
+	var errs []error
 	for i := range wss {
 		ws := &wss[i]
 		if !s.Metered(ws.Billing.Plan) || ws.Billing.CustomerID == "" {
@@ -38,11 +41,13 @@ func (s *Service) ReportOverage(ctx context.Context) (int, error) {
 			n, err := s.reportPeriod(ctx, ws, p, now)
 			sent += n
 			if err != nil {
-				return sent, err
+				// One workspace Stripe refuses must not hold up the others.
+				errs = append(errs, fmt.Errorf("workspace %s, %s: %w", ws.ID, p, err))
+				break
 			}
 		}
 	}
-	return sent, nil
+	return sent, errors.Join(errs...)
 }
 
 // reportPeriod resends the workspace's unsent batches of p, then records
