@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pushgate/pushgate/api/clientaddr"
 	"github.com/pushgate/pushgate/tenants"
 )
 
@@ -48,7 +49,7 @@ func newAuthFailureLimit(perMinute int, vouch func(string) bool, now func() time
 func (l *authFailureLimit) middleware(token func(*http.Request) string, refuse func(http.ResponseWriter, *http.Request, error)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			b := l.clients.bucket(clientIP(r))
+			b := l.clients.bucket(clientaddr.Of(r))
 			if now := l.now(); b.TokensAt(now) < 1 && !l.vouch(token(r)) {
 				l.throttled.Inc()
 				wait := int((1-b.TokensAt(now))*float64(l.clients.every)/float64(time.Second)) + 1

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/pushgate/pushgate/api/clientaddr"
 )
 
 // ipLimiter is a token bucket per client (an IPv4 address or an IPv6 /64),
@@ -52,7 +54,7 @@ func (l *ipLimiter) allow(ip string) (time.Duration, bool) {
 
 // bucket is the token bucket of ip's client, made full on first sight.
 func (l *ipLimiter) bucket(ip string) *rate.Limiter {
-	key := limitKey(ip)
+	key := clientaddr.Key(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e, ok := l.buckets[key]; ok {
@@ -71,38 +73,6 @@ func (l *ipLimiter) bucket(ip string) *rate.Limiter {
 	return b
 }
 
-// limitKey is the unit a client is limited by: its IPv4 address, or its IPv6
-// /64, since one subscriber gets a whole /64 (or more) to pick addresses from.
-func limitKey(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip
-	}
-	if a.Is4() {
-		return ip // ParseAddr takes only the canonical dotted form: no copy needed
-	}
-	a = a.Unmap().WithZone("")
-	if a.Is4() {
-		return a.String()
-	}
-	p, err := a.Prefix(64)
-	if err != nil {
-		return ip
-	}
-	return p.String()
-}
-
-// clientIP is the caller's address. Behind a proxy that sets
-// X-Forwarded-For (the chart's ingress), serve's trust_proxy setting makes
-// the middleware put the address the proxy saw in RemoteAddr first.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 type peerKey struct{}
 
 // peerIP is the address of the TCP peer, whatever X-Forwarded-For says.
@@ -114,7 +84,7 @@ func peerIP(r *http.Request) string {
 		}
 		return host
 	}
-	return clientIP(r)
+	return clientaddr.Of(r)
 }
 
 // trustForwardedFor replaces RemoteAddr with the address our own ingress

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushgate/pushgate/api/clientaddr"
 	"github.com/pushgate/pushgate/tenants"
 )
 
@@ -111,7 +112,7 @@ func handleRegister(svc *tenants.Service, open bool, limiter *ipLimiter, log *sl
 				Message: "self-service registration is closed on this gateway; ask the operator to create your workspace"})
 			return
 		}
-		ip := clientIP(r)
+		ip := clientaddr.Of(r)
 		if wait, ok := limiter.allow(ip); !ok {
 			writeAPIError(w, r, log, &tenants.Error{Code: tenants.CodeRateLimited, Reason: "registration_rate_limit",
 				RetryAfterSeconds: int(wait.Seconds()) + 1,
@@ -251,7 +252,7 @@ func handleConsent(svc *tenants.Service, log *slog.Logger) http.Handler {
 		if by == "" {
 			by = p.Workspace.ContactEmail
 		}
-		c, err := svc.Accept(r.Context(), p, req.TermsVersion, by, clientIP(r))
+		c, err := svc.Accept(r.Context(), p, req.TermsVersion, by, clientaddr.Of(r))
 		if err != nil {
 			writeAPIError(w, r, log, err)
 			return

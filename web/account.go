@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushgate/pushgate/api/clientaddr"
 	"github.com/pushgate/pushgate/tenants"
 )
 
@@ -72,7 +73,7 @@ func (dash *Dashboard) SignUp() http.Handler {
 			return
 		}
 		// Only sign-ups that passed every check count against the address.
-		n, err := dash.d.Accounts.AddSignInAttempt(ctx, "signup:"+addressKey(clientIP(r)), dash.d.Now().UTC(), time.Hour)
+		n, err := dash.d.Accounts.AddSignInAttempt(ctx, "signup:"+clientaddr.Key(clientaddr.Of(r)), dash.d.Now().UTC(), time.Hour)
 		if err != nil {
 			dash.fail(w, r, "signup", v, err)
 			return
@@ -94,7 +95,7 @@ func (dash *Dashboard) SignUp() http.Handler {
 			return
 		}
 		req.AcceptTermsVersion = accepted
-		reg, err := dash.d.Tenants.Register(ctx, req, "signup:"+strings.ToLower(req.ContactEmail), clientIP(r))
+		reg, err := dash.d.Tenants.Register(ctx, req, "signup:"+strings.ToLower(req.ContactEmail), clientaddr.Of(r))
 		if err == nil {
 			acct.WorkspaceID = reg.Workspace.ID
 			err = dash.d.Accounts.AttachOwnerAccount(ctx, acct.ID, reg.Workspace.ID)
@@ -155,7 +156,7 @@ func (dash *Dashboard) SignIn() http.Handler {
 		// Attempts are counted before the password is checked, so that
 		// concurrent guesses cannot all pass the limit.
 		now := dash.d.Now().UTC()
-		byAddr, byAccount := "addr:"+addressKey(clientIP(r)), "email:"+email
+		byAddr, byAccount := "addr:"+clientaddr.Key(clientaddr.Of(r)), "email:"+email
 		for _, lim := range []struct {
 			subject string
 			max     int
@@ -168,7 +169,7 @@ func (dash *Dashboard) SignIn() http.Handler {
 			if n > lim.max {
 				if n == lim.max+1 {
 					dash.d.Log.Warn("sign-in refused for a while: too many failed attempts",
-						"limit", strings.SplitN(lim.subject, ":", 2)[0], "addr", clientIP(r), "window", failureWindow)
+						"limit", strings.SplitN(lim.subject, ":", 2)[0], "addr", clientaddr.Of(r), "window", failureWindow)
 				}
 				dash.fail(w, r, "signin", v, &tenants.Error{Code: tenants.CodeRateLimited,
 					Message: fmt.Sprintf("Too many failed sign-ins. Wait up to %d minutes and try again.", int(failureWindow/time.Minute))})

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/pushgate/pushgate/api/clientaddr"
 	"github.com/pushgate/pushgate/tenants"
 )
 
@@ -105,7 +106,7 @@ func (dash *Dashboard) Overview() http.Handler {
 // consent API does.
 func (dash *Dashboard) AcceptTerms() http.Handler {
 	return dash.owner(func(w http.ResponseWriter, r *http.Request, s *tenants.Session, p *tenants.Principal) {
-		if _, err := dash.d.Tenants.Accept(r.Context(), p, r.PostFormValue("terms_version"), s.Email, clientIP(r)); err != nil {
+		if _, err := dash.d.Tenants.Accept(r.Context(), p, r.PostFormValue("terms_version"), s.Email, clientaddr.Of(r)); err != nil {
 			dash.fail(w, r, "", view{}, err)
 			return
 		}
