@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pushgate/pushgate/gateway"
+	"github.com/pushgate/pushgate/tenants"
 )
 
 // addRoutes is the map of the HTTP surface: every path, its method and the
@@ -55,6 +56,7 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 		r.Method(http.MethodPost, "/api/v1/workspace/billing/checkout", handleCheckout(d.Billing, d.Log))
 		r.Method(http.MethodPost, "/api/v1/workspace/billing/package", handleBuyPackage(d.Billing, d.Log))
 		r.Method(http.MethodPost, "/api/v1/workspace/billing/portal", handlePortal(d.Billing, d.Log))
+		r.Method(http.MethodPost, "/api/v1/workspace/claim", handleClaimLink(d.Tenants, d.Log))
 	})
 
 	// Stripe's signed webhooks.
@@ -72,6 +74,11 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 			r.Method(http.MethodGet, "/connect", dash.Connect())
 			r.Method(http.MethodGet, "/account", dash.Account())
 			r.Method(http.MethodGet, "/operator", dash.Operator())
+			r.Method(http.MethodGet, "/forgot", dash.ForgotPage())
+			r.Method(http.MethodGet, "/reset/{token}", dash.ResetPage())
+			r.Method(http.MethodGet, "/claim/{token}", dash.AcceptPage(tenants.LinkClaim))
+			r.Method(http.MethodGet, "/invite/{token}", dash.AcceptPage(tenants.LinkInvite))
+			r.Method(http.MethodGet, "/billing", dash.BillingPage())
 			r.Group(func(r chi.Router) {
 				r.Use(dash.CheckCSRF)
 				r.Method(http.MethodPost, "/signup", dash.SignUp())
@@ -81,6 +88,16 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 				r.Method(http.MethodPost, "/connect/token", dash.RotateToken())
 				r.Method(http.MethodPost, "/connect/settings", dash.UpdateSettings())
 				r.Method(http.MethodPost, "/account/password", dash.ChangePassword())
+				r.Method(http.MethodPost, "/forgot", dash.Forgot())
+				r.Method(http.MethodPost, "/reset/{token}", dash.Reset())
+				r.Method(http.MethodPost, "/claim/{token}", dash.Accept(tenants.LinkClaim))
+				r.Method(http.MethodPost, "/invite/{token}", dash.Accept(tenants.LinkInvite))
+				r.Method(http.MethodPost, "/account/invites", dash.Invite())
+				r.Method(http.MethodPost, "/account/invites/{id}/revoke", dash.RevokeInvite())
+				r.Method(http.MethodPost, "/account/owners/{id}/remove", dash.RemoveOwner())
+				r.Method(http.MethodPost, "/billing/checkout", dash.Upgrade())
+				r.Method(http.MethodPost, "/billing/portal", dash.ManageBilling())
+				r.Method(http.MethodPost, "/billing/package", dash.BuyPackage())
 			})
 		})
 	}

@@ -76,6 +76,9 @@ type registrationJSON struct {
 	Plan     tenants.Plan     `json:"plan"`
 	PushURLs tenants.PushURLs `json:"push_urls"`
 	Terms    registeredTerms  `json:"terms"`
+	// ClaimURL opens the dashboard form that creates the workspace's owner account, once.
+	ClaimURL       string     `json:"claim_url,omitempty"`
+	ClaimExpiresAt *time.Time `json:"claim_expires_at,omitempty"`
 }
 
 type registeredTerms struct {
@@ -84,17 +87,22 @@ type registeredTerms struct {
 	Accepted bool   `json:"accepted"`
 }
 
-// NewRegistrationJSON renders a registration for the API and the CLI.
-func NewRegistrationJSON(ctx context.Context, svc *tenants.Service, reg *tenants.Registration) (any, error) {
+// NewRegistrationJSON renders a registration for the API and the CLI,
+// with its claim link when there is one.
+func NewRegistrationJSON(ctx context.Context, svc *tenants.Service, reg *tenants.Registration, claim *tenants.ClaimLink) (any, error) {
 	t, err := svc.CurrentTerms(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return registrationJSON{
+	out := registrationJSON{
 		ID: reg.Workspace.ID, Name: reg.Workspace.Name, Region: reg.Workspace.Region, Token: reg.Token,
 		Plan: reg.Workspace.Plan, PushURLs: svc.PushURLs(reg.Token),
 		Terms: registeredTerms{Version: t.Version, URL: t.URL, Accepted: reg.Consent != nil},
-	}, nil
+	}
+	if claim != nil {
+		out.ClaimURL, out.ClaimExpiresAt = claim.URL, &claim.ExpiresAt
+	}
+	return out, nil
 }
 
 type registerRequest struct {
@@ -132,7 +140,13 @@ func handleRegister(svc *tenants.Service, open bool, limiter *ipLimiter, log *sl
 			writeAPIError(w, r, log, err)
 			return
 		}
-		body, err := NewRegistrationJSON(r.Context(), svc, reg)
+		// The workspace exists either way: a claim link that could not be
+		// stored is logged, and the workspace asks for another with its token.
+		claim, err := svc.IssueClaimLink(r.Context(), reg.Workspace.ID, "self-service:"+ip)
+		if err != nil && tenants.ErrorCode(err) != tenants.CodeNotFound {
+			log.Error("storing the claim link of a new workspace", "workspace", reg.Workspace.ID, "err", err)
+		}
+		body, err := NewRegistrationJSON(r.Context(), svc, reg, claim)
 		if err != nil {
 			writeAPIError(w, r, log, err)
 			return

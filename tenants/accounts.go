@@ -72,6 +72,7 @@ type AccountStore interface {
 	// ForgetSignInAttempt takes back one attempt that succeeded.
 	ForgetSignInAttempt(ctx context.Context, subject string) error
 	ClearSignInAttempts(ctx context.Context, subject string) error
+	OwnerLinkStore
 }
 
 // MaxPasswordBytes is bcrypt's limit; longer passwords would be cut silently.

@@ -8,15 +8,48 @@ import (
 
 type accountData struct {
 	Email     string
+	AccountID int64
 	Workspace tenants.Workspace
+	Owners    []tenants.OwnerAccount
+	Invites   []tenants.OwnerLink
+	// InviteEmail is the address of an invitation form sent back with an error.
+	InviteEmail string
 }
 
-// Account shows the owner's sign-in and the password change form.
+// accountView reads what the account page lists: the owners and the pending invitations.
+func (dash *Dashboard) accountView(r *http.Request, s *tenants.Session, p *tenants.Principal) (view, error) {
+	d := accountData{Email: s.Email, AccountID: s.AccountID, Workspace: p.Workspace}
+	var err error
+	if d.Owners, err = dash.d.Accounts.OwnerAccounts(r.Context(), p.Workspace.ID); err != nil {
+		return view{}, err
+	}
+	if d.Invites, err = dash.d.Accounts.PendingInvites(r.Context(), p.Workspace.ID, dash.d.Now().UTC()); err != nil {
+		return view{}, err
+	}
+	return view{Title: "Account", Nav: "account", Data: d}, nil
+}
+
+// accountNotices are the confirmations the account page shows after a redirect.
+var accountNotices = map[string]string{
+	"changed": "Your password is changed, and every other browser signed in to this account is signed out.",
+	"invited": "The invitation is sent. It works once, for 7 days.",
+	"revoked": "The invitation is revoked: its link no longer works.",
+	"removed": "The owner is removed and signed out everywhere.",
+}
+
+// Account shows the owner's sign-in, the workspace's owners and
+// invitations, and the password change form.
 func (dash *Dashboard) Account() http.Handler {
 	return dash.owner(func(w http.ResponseWriter, r *http.Request, s *tenants.Session, p *tenants.Principal) {
-		v := view{Title: "Account", Nav: "account", Data: accountData{Email: s.Email, Workspace: p.Workspace}}
-		if r.URL.Query().Get("changed") != "" {
-			v.Notice = "Your password is changed, and every other browser signed in to this account is signed out."
+		v, err := dash.accountView(r, s, p)
+		if err != nil {
+			dash.fail(w, r, "", view{}, err)
+			return
+		}
+		for key, notice := range accountNotices {
+			if r.URL.Query().Get(key) != "" {
+				v.Notice = notice
+			}
 		}
 		dash.render(w, r, http.StatusOK, "account", v)
 	})
@@ -27,7 +60,11 @@ func (dash *Dashboard) Account() http.Handler {
 func (dash *Dashboard) ChangePassword() http.Handler {
 	return dash.owner(func(w http.ResponseWriter, r *http.Request, s *tenants.Session, p *tenants.Principal) {
 		ctx := r.Context()
-		v := view{Title: "Account", Nav: "account", Data: accountData{Email: s.Email, Workspace: p.Workspace}}
+		v, err := dash.accountView(r, s, p)
+		if err != nil {
+			dash.fail(w, r, "", view{}, err)
+			return
+		}
 		n, err := dash.d.Accounts.AddSignInAttempt(ctx, "email:"+s.Email, dash.d.Now().UTC(), failureWindow)
 		if err != nil {
 			dash.fail(w, r, "account", v, err)

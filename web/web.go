@@ -14,7 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushgate/pushgate/billing"
 	"github.com/pushgate/pushgate/tenants"
+	"github.com/pushgate/pushgate/web/mail"
 )
 
 //go:embed templates/*.html
@@ -43,6 +45,10 @@ type Deps struct {
 	SignUpsPerHour int
 	Log            *slog.Logger
 	Now            func() time.Time
+	// Mail sends the one-time links; nil writes them to the log.
+	Mail mail.Sender
+	// Billing sells plans and packages; nil when billing is off.
+	Billing *billing.Service
 }
 
 // Dashboard serves the pages; its handler makers are routed by api.
@@ -54,7 +60,8 @@ type Dashboard struct {
 }
 
 // The pages, one template file each, all inside layout.html.
-var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error"}
+var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error",
+	"forgot", "reset", "accept", "billing"}
 
 // New parses every template once, so a broken template fails the start, not a request.
 func New(d Deps) (*Dashboard, error) {
@@ -63,6 +70,9 @@ func New(d Deps) (*Dashboard, error) {
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Mail == nil {
+		d.Mail = mail.Log{Log: d.Log}
 	}
 	if d.SignUpsPerHour == 0 {
 		d.SignUpsPerHour = 10

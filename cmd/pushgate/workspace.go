@@ -62,9 +62,10 @@ func cmdWorkspace(ctx context.Context, args []string, getenv func(string) string
 	subs := map[string]func(context.Context, []string, func(string) string, io.Writer, io.Writer) error{
 		"create": wsCreate, "list": wsList, "show": wsShow, "rotate-token": wsRotate,
 		"suspend": wsSetStatus(tenants.StatusSuspended), "resume": wsSetStatus(tenants.StatusActive), "set-plan": wsSetPlan,
+		"claim-link": wsClaimLink,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
-		fmt.Fprintln(stderr, "usage: pushgate workspace create|list|show|rotate-token|suspend|resume|set-plan [flags] [--json]")
+		fmt.Fprintln(stderr, "usage: pushgate workspace create|list|show|rotate-token|suspend|resume|set-plan|claim-link [flags] [--json]")
 		if len(args) == 0 {
 			return usageError{"workspace needs a subcommand"}
 		}
@@ -162,7 +163,11 @@ func wsCreate(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return cliError(err)
 	}
-	out, err := api.NewRegistrationJSON(ctx, svc, reg)
+	claim, err := svc.IssueClaimLink(ctx, reg.Workspace.ID, operatorActor(getenv))
+	if err != nil {
+		return fmt.Errorf("workspace %s is created, but its claim link is not (run `pushgate workspace claim-link %s`): %w", reg.Workspace.ID, reg.Workspace.ID, err)
+	}
+	out, err := api.NewRegistrationJSON(ctx, svc, reg, claim)
 	if err != nil {
 		return err
 	}
@@ -174,9 +179,29 @@ func wsCreate(ctx context.Context, args []string, getenv func(string) string, st
 		"Mattermost: System Console > Push Notification Server > Manually enter Push Notification Service location:\n  %s\n"+
 		"Rocket.Chat: Admin > Push > Gateway: %s, with the token as the workspace token\n",
 		reg.Workspace.ID, reg.Workspace.Name, reg.Workspace.Plan, reg.Workspace.Region, reg.Token, urls.Mattermost, urls.RocketChat)
+	fmt.Fprintf(stdout, "\nclaim link (creates the dashboard owner account; works once, until %s):\n  %s\n", claim.ExpiresAt.Format(time.RFC3339), claim.URL)
 	if reg.Consent == nil {
 		fmt.Fprintln(stdout, "\nThe workspace sends nothing until its admin accepts the current terms (POST /api/v1/workspace/consent).")
 	}
+	return nil
+}
+
+// wsClaimLink issues a new claim link for a workspace without an owner account; earlier links stop working.
+func wsClaimLink(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c := newCLI("workspace claim-link", stderr, getenv)
+	pos, svc, _, done, err := c.start(ctx, stderr, args, "ID")
+	if err != nil {
+		return err
+	}
+	defer done()
+	claim, err := svc.IssueClaimLink(ctx, pos[0], operatorActor(getenv))
+	if err != nil {
+		return cliError(err)
+	}
+	if *c.asJSON {
+		return printJSON(stdout, map[string]any{"claim_url": claim.URL, "expires_at": claim.ExpiresAt})
+	}
+	fmt.Fprintf(stdout, "claim link of %s (works once, until %s; earlier ones no longer work):\n  %s\n", pos[0], claim.ExpiresAt.Format(time.RFC3339), claim.URL)
 	return nil
 }
 
