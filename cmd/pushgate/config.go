@@ -20,6 +20,7 @@ import (
 	"github.com/pushgate/pushgate/tenants"
 	"github.com/pushgate/pushgate/tenants/redisquota"
 	"github.com/pushgate/pushgate/tenants/sqlstore"
+	"github.com/pushgate/pushgate/web/mail"
 )
 
 // config is everything `serve` and the other commands read at start.
@@ -38,6 +39,7 @@ type config struct {
 	StripeMetered    string `yaml:"stripe_metered_prices"`
 	StripeMeterEvent string `yaml:"stripe_meter_event"`
 	StripePackages   string `yaml:"stripe_packages"`
+	SMTPURL          string `yaml:"smtp_url"`
 	BillingGrace     string `yaml:"billing_grace"`
 	BillingReturn    string `yaml:"billing_return_url"`
 	LogFormat        string `yaml:"log_format"`
@@ -107,6 +109,7 @@ func settings() []setting {
 		{"stripe_prices", "PUSHGATE_STRIPE_PRICES", "", "the Stripe price of each paid plan, pro=price_…[,enterprise=price_…]", func(c *config) *string { return &c.StripePrices }},
 		{"stripe_metered_prices", "PUSHGATE_STRIPE_METERED_PRICES", "", "optional metered overage price per plan, pro=price_…", func(c *config) *string { return &c.StripeMetered }},
 		{"stripe_meter_event", "PUSHGATE_STRIPE_METER_EVENT", "", "the event name of the Stripe billing meter that the metered prices bill (default pushgate_pushes)", func(c *config) *string { return &c.StripeMeterEvent }},
+		{"smtp_url", "PUSHGATE_SMTP_URL", "", "SMTP server for the dashboard's mails, smtp://user:pass@host:587?from=… (unset: written to the log)", func(c *config) *string { return &c.SMTPURL }},
 		{"stripe_packages", "PUSHGATE_STRIPE_PACKAGES", "", "push packages on sale and their one-time prices, 100000=price_…,…", func(c *config) *string { return &c.StripePackages }},
 		{"billing_grace", "PUSHGATE_BILLING_GRACE", "", "how long a workspace keeps its plan after a failed payment", func(c *config) *string { return &c.BillingGrace }},
 		{"billing_return_url", "PUSHGATE_BILLING_RETURN_URL", "", "where Checkout and the customer portal send customers back (default PUBLIC_URL)", func(c *config) *string { return &c.BillingReturn }},
@@ -272,6 +275,11 @@ func (c *config) validate() error {
 	if c.StripeAPIURL != "" {
 		if err := checkHTTPURL(c.StripeAPIURL); err != nil {
 			return bad("stripe_api_url", "%v", err)
+		}
+	}
+	if c.SMTPURL != "" {
+		if _, err := mail.ParseURL(c.SMTPURL); err != nil {
+			return bad("smtp_url", "%v", err)
 		}
 	}
 	if err := c.validateBilling(bad); err != nil {

@@ -22,19 +22,32 @@ type devState struct {
 	OperatorPassword string `json:"operator_password"`
 	WorkspaceID      string `json:"workspace_id"`
 	Token            string `json:"token"`
+	OwnerEmail       string `json:"owner_email"`
+	OwnerPassword    string `json:"owner_password"`
 }
 
-const devOperatorEmail = "admin@pushgate.localhost"
+const (
+	devOperatorEmail = "admin@pushgate.localhost"
+	devOwnerEmail    = "demo@pushgate.localhost"
+)
 
 // ensureDevSetup creates, on first start, an operator account and a demo
-// workspace with the current terms accepted; later starts reuse them.
-func ensureDevSetup(ctx context.Context, svc *tenants.Service, dataDir string) (*devState, error) {
+// workspace with the current terms accepted and an owner account; later
+// starts reuse them.
+func ensureDevSetup(ctx context.Context, svc *tenants.Service, accounts tenants.AccountStore, dataDir string) (*devState, error) {
 	path := filepath.Join(dataDir, "dev-state.json")
 	var st devState
 	if raw, err := os.ReadFile(path); err == nil {
 		if json.Unmarshal(raw, &st) == nil && st.Token != "" {
 			if _, err := svc.Authenticate(ctx, st.Token); err == nil {
-				return &st, nil
+				if st.OwnerEmail != "" {
+					return &st, nil
+				}
+				// A data_dir from before demo owners: give its workspace one.
+				if err := ensureDevOwner(ctx, svc, accounts, &st); err != nil {
+					return nil, err
+				}
+				return &st, saveDevState(path, dataDir, &st)
 			}
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -60,15 +73,45 @@ func ensureDevSetup(ctx context.Context, svc *tenants.Service, dataDir string) (
 	if err != nil {
 		return nil, fmt.Errorf("creating the demo workspace: %w", err)
 	}
-	st.WorkspaceID, st.Token = reg.Workspace.ID, reg.Token
+	st.WorkspaceID, st.Token, st.OwnerEmail = reg.Workspace.ID, reg.Token, ""
+	if err := ensureDevOwner(ctx, svc, accounts, &st); err != nil {
+		return nil, err
+	}
+	return &st, saveDevState(path, dataDir, &st)
+}
+
+// ensureDevOwner gives the demo workspace an owner account with a password
+// generated here, printed like the operator's and kept in data_dir.
+func ensureDevOwner(ctx context.Context, svc *tenants.Service, accounts tenants.AccountStore, st *devState) error {
+	password, err := randomPassword()
+	if err != nil {
+		return err
+	}
+	hash, err := svc.HashPassword("password", password)
+	if err != nil {
+		return err
+	}
+	email := devOwnerEmail
+	err = accounts.CreateOwnerAccount(ctx, &tenants.OwnerAccount{WorkspaceID: st.WorkspaceID, Email: email, PasswordHash: hash})
+	if tenants.ErrorCode(err) == tenants.CodeConflict {
+		// The email owns an older demo workspace whose state file was lost;
+		// an account owns one workspace, so this one gets its own address.
+		email = "demo+" + st.WorkspaceID[len(st.WorkspaceID)-6:] + "@pushgate.localhost"
+		err = accounts.CreateOwnerAccount(ctx, &tenants.OwnerAccount{WorkspaceID: st.WorkspaceID, Email: email, PasswordHash: hash})
+	}
+	if err != nil {
+		return fmt.Errorf("creating the demo owner account: %w", err)
+	}
+	st.OwnerEmail, st.OwnerPassword = email, password
+	return nil
+}
+
+func saveDevState(path, dataDir string, st *devState) error {
 	raw, _ := json.MarshalIndent(st, "", "  ")
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, err
+		return err
 	}
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		return nil, err
-	}
-	return &st, nil
+	return os.WriteFile(path, raw, 0o600)
 }
 
 func randomPassword() (string, error) {
@@ -89,6 +132,7 @@ pushgate is running in dev mode (region %[1]s) on %[2]s
 
 dashboard          %[5]s/signin
 operator account   %[6]s / %[7]s
+demo owner         %[10]s / %[11]s
 demo workspace     %[8]s (terms accepted, plan free: 10,000 pushes a month)
   token            %[9]s
   Mattermost       System Console > Push Notification Server: %[5]s/mm/%[9]s
@@ -101,5 +145,5 @@ See the usage:
 
 Press Ctrl-C to stop.
 `, cfg.Region, addr, cfg.DatabaseURL, sandboxURL, cfg.PublicURL,
-		st.OperatorEmail, st.OperatorPassword, st.WorkspaceID, st.Token)
+		st.OperatorEmail, st.OperatorPassword, st.WorkspaceID, st.Token, st.OwnerEmail, st.OwnerPassword)
 }

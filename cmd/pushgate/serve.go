@@ -106,7 +106,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	ready = append([]api.Checker{{Name: "database", Ping: db.Ping}}, ready...)
 	var devSt *devState
 	if *dev {
-		if devSt, err = ensureDevSetup(ctx, svc, cfg.DataDir); err != nil {
+		if devSt, err = ensureDevSetup(ctx, svc, db, cfg.DataDir); err != nil {
 			return err
 		}
 	}
@@ -149,8 +149,13 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	mailer, err := newMailer(cfg, log)
+	if err != nil {
+		return err
+	}
 	dash, err := web.New(web.Deps{Tenants: svc, Accounts: db, Quotas: quotas, History: db,
-		Region: cfg.Region, PublicURL: cfg.PublicURL, RegistrationOpen: cfg.registrationOpen, SignUpsPerHour: cfg.registrationsPH, Log: log.With("component", "dashboard")})
+		Region: cfg.Region, PublicURL: cfg.PublicURL, RegistrationOpen: cfg.registrationOpen, SignUpsPerHour: cfg.registrationsPH, Log: log.With("component", "dashboard"),
+		Mail: mailer, Billing: bill})
 	if err != nil {
 		return err
 	}

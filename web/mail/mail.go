@@ -60,7 +60,7 @@ type SMTP struct {
 func ParseURL(raw string) (*SMTP, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("smtp_url: %v", err)
+		return nil, fmt.Errorf("%v", err)
 	}
 	s := &SMTP{host: u.Hostname()}
 	port := u.Port()
@@ -75,16 +75,16 @@ func ParseURL(raw string) (*SMTP, error) {
 			port = "465"
 		}
 	default:
-		return nil, fmt.Errorf("smtp_url: the scheme must be smtp:// or smtps://, got %q", u.Scheme)
+		return nil, fmt.Errorf("the scheme must be smtp:// or smtps://, got %q", u.Scheme)
 	}
 	if s.host == "" {
-		return nil, errors.New("smtp_url: no host, as in smtp://user:pass@mail.example.com:587?from=pushgate@example.com")
+		return nil, errors.New("no host, as in smtp://user:pass@mail.example.com:587?from=pushgate@example.com")
 	}
 	s.addr = net.JoinHostPort(s.host, port)
 	q := u.Query()
 	from, err := mail.ParseAddress(q.Get("from"))
 	if err != nil {
-		return nil, fmt.Errorf("smtp_url: the from parameter must be the sender's address (?from=pushgate@example.com): %v", err)
+		return nil, fmt.Errorf("the from parameter must be the sender's address (?from=pushgate@example.com): %v", err)
 	}
 	s.from = from.Address
 	switch q.Get("starttls") {
@@ -92,7 +92,7 @@ func ParseURL(raw string) (*SMTP, error) {
 	case "required":
 		s.requireTLS = true
 	default:
-		return nil, fmt.Errorf("smtp_url: starttls must be auto or required, got %q", q.Get("starttls"))
+		return nil, fmt.Errorf("starttls must be auto or required, got %q", q.Get("starttls"))
 	}
 	if u.User != nil {
 		pass, _ := u.User.Password()
