@@ -65,7 +65,7 @@ func mustSite(t *testing.T, publicURL string, opts ...func(*web.Deps)) *testSite
 		t.Fatal(err)
 	}
 	h := api.NewHandler(api.Deps{Log: log, Registry: prometheus.NewRegistry(), Tenants: svc, PublicURL: publicURL,
-		Quotas: quotas, History: db, Dashboard: dash})
+		Quotas: quotas, History: db, Dashboard: dash, RegistrationOpen: deps.RegistrationOpen, RegistrationsPerHour: 1000, Billing: deps.Billing})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &testSite{URL: srv.URL, svc: svc, db: db, quotas: quotas}

@@ -131,6 +131,10 @@ func (db *DB) SetOwnerPassword(ctx context.Context, accountID int64, hash, keepS
 		if res.RowsAffected == 0 {
 			return tenants.Errorf(tenants.CodeNotFound, "no owner account %d", accountID)
 		}
+		// A reset link asked for before the change must not undo it.
+		if err := endResetLinks(tx, accountID, db.gorm.NowFunc()); err != nil {
+			return err
+		}
 		return tx.Where("kind = ? AND account_id = ? AND id_hash <> ?", string(tenants.SessionOwner), accountID, keepSession).
 			Delete(&sessionRow{}).Error
 	})
