@@ -237,6 +237,9 @@ func TestDevBannerLinesWorkAsPrintedOnAnyPort(t *testing.T) {
 			t.Errorf("banner names %s; the server listens on %s", u, base)
 		}
 	}
+	if regexp.MustCompile(`demo owner\s+demo@pushgate\.localhost / \S{16}`).FindString(banner) == "" {
+		t.Errorf("the banner lacks the demo owner's login:\n%s", banner)
+	}
 	push := regexp.MustCompile(`curl -s (\S+/api/v1/send_push) -d '([^']+)'`).FindStringSubmatch(banner)
 	usage := regexp.MustCompile(`curl -s -H 'Authorization: Bearer (\S+)' (\S+/usage)`).FindStringSubmatch(banner)
 	if push == nil || usage == nil {

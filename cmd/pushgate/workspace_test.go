@@ -37,6 +37,16 @@ func TestWorkspaceCLI(t *testing.T) {
 					t.Fatalf("create --json = %v", created)
 				}
 			})
+			t.Run("create prints a claim link, and claim-link issues a new one", func(t *testing.T) {
+				first, _ := created["claim_url"].(string)
+				if !strings.HasPrefix(first, "https://us.gw.example/claim/") || created["claim_expires_at"] == nil {
+					t.Fatalf("create --json = %v", created)
+				}
+				out := mustRunJSON(t, env, "workspace", "claim-link", id, "--json")
+				if next, _ := out["claim_url"].(string); next == first || !strings.HasPrefix(next, "https://us.gw.example/claim/") {
+					t.Fatalf("claim-link = %v", out)
+				}
+			})
 			t.Run("list shows it", func(t *testing.T) {
 				if out := mustRun(t, env, "workspace", "list"); !strings.Contains(out, id) || !strings.Contains(out, "Acme") {
 					t.Fatalf("list = %q", out)
