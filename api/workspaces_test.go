@@ -166,6 +166,28 @@ func TestRegistration(t *testing.T) {
 				}
 			})
 
+			t.Run("registration answers a one-time claim_url, and the token issues a new one until the workspace has an owner", func(t *testing.T) {
+				code, out := a.call(t, "POST", "/api/v1/workspaces", "", `{"name":"Claimable","contact_email":"ops@claimable.example"}`)
+				claim, _ := out["claim_url"].(string)
+				if code != http.StatusCreated || !strings.HasPrefix(claim, "https://us.gw.example/claim/") || len(claim) != len("https://us.gw.example/claim/")+43 {
+					t.Fatalf("registration = %d %v", code, out)
+				}
+				token := out["token"].(string)
+				code, again := a.call(t, "POST", "/api/v1/workspace/claim", token, "")
+				if next, _ := again["claim_url"].(string); code != http.StatusCreated || next == claim || again["expires_at"] == nil {
+					t.Fatalf("a new claim link = %d %v", code, again)
+				}
+				if code, out := a.call(t, "POST", "/api/v1/workspace/claim", "", ""); code != http.StatusUnauthorized {
+					t.Fatalf("a claim link without the token = %d %v", code, out)
+				}
+				if err := a.db.CreateOwnerAccount(context.Background(), &tenants.OwnerAccount{WorkspaceID: out["id"].(string), Email: "boss@claimable.example", PasswordHash: "x"}); err != nil {
+					t.Fatal(err)
+				}
+				if code, out := a.call(t, "POST", "/api/v1/workspace/claim", token, ""); code != http.StatusConflict || out["reason"] != "already_claimed" {
+					t.Fatalf("a claim link of an owned workspace = %d %v", code, out)
+				}
+			})
+
 			before := a.workspaceCount(t)
 			bad := []struct {
 				name, body, field string
