@@ -133,7 +133,11 @@ func (dash *Dashboard) SignInPage() http.Handler {
 			dash.Home().ServeHTTP(w, r)
 			return
 		}
-		dash.render(w, r, http.StatusOK, "signin", view{Title: "Sign in", Nav: "signin", Data: signInForm{}})
+		v := view{Title: "Sign in", Nav: "signin", Data: signInForm{}}
+		if r.URL.Query().Get("reset") != "" {
+			v.Notice = "Your new password is set, and every browser signed in to your account is signed out. Sign in with it."
+		}
+		dash.render(w, r, http.StatusOK, "signin", v)
 	})
 }
 

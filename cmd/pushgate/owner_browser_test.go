@@ -97,12 +97,14 @@ func TestOwnerFlowsInABrowser(t *testing.T) {
 			chromedp.WaitVisible(chromedp.ID("quota-bar")),
 			chromedp.Navigate(s.URL + "/account"),
 			chromedp.WaitVisible(chromedp.ID("no-invites")),
+			chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Remove ` + owner[1] + `"]`)),
+			screenshot("account-two-owners"),
 		})...)
 	})
 
 	t.Run("a forgotten password is reset through the mailed link", func(t *testing.T) {
 		run("asking for a link", then(signOut, steps{
-			chromedp.Navigate(s.URL + "/forgot"),
+			chromedp.Click(chromedp.ID("forgot")),
 			chromedp.WaitVisible(chromedp.ID("send-reset")),
 			chromedp.SendKeys(chromedp.ID("email"), owner[1]),
 			chromedp.Click(chromedp.ID("send-reset")),
@@ -116,6 +118,7 @@ func TestOwnerFlowsInABrowser(t *testing.T) {
 			chromedp.SendKeys(chromedp.ID("new_password"), "a new demo password"),
 			chromedp.Click(chromedp.ID("reset")),
 			chromedp.WaitVisible(chromedp.ID("signin")),
+			screenshot("signin-after-reset"),
 		}, signIn(owner[1], "a new demo password"))...)
 	})
 
