@@ -10,7 +10,7 @@ import (
 // writes them to the log, saying so at start so nobody waits for a mail.
 func newMailer(cfg config, log *slog.Logger) (mail.Sender, error) {
 	if cfg.SMTPURL == "" {
-		log.Warn("no smtp_url is set: password reset and invitation links are written to this log instead of mailed")
+		log.Info("no smtp_url is set: password reset and invitation links are written to this log instead of mailed")
 		return mail.Log{Log: log.With("component", "mail")}, nil
 	}
 	s, err := mail.ParseURL(cfg.SMTPURL)
