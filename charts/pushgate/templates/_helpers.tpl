@@ -183,6 +183,13 @@ shutdown_timeout: {{ printf "%ds" (int .Values.shutdownTimeoutSeconds) | quote }
       name: {{ .Values.redis.urlSecret.name }}
       key: {{ .Values.redis.urlSecret.key }}
 {{- end }}
+{{- if .Values.smtp.urlSecret.name }}
+- name: PUSHGATE_SMTP_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.smtp.urlSecret.name }}
+      key: {{ .Values.smtp.urlSecret.key }}
+{{- end }}
 {{- if .Values.stripe.enabled }}
 - name: PUSHGATE_STRIPE_SECRET_KEY
   valueFrom:
