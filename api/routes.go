@@ -79,6 +79,8 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 			r.Method(http.MethodGet, "/claim/{token}", dash.AcceptPage(tenants.LinkClaim))
 			r.Method(http.MethodGet, "/invite/{token}", dash.AcceptPage(tenants.LinkInvite))
 			r.Method(http.MethodGet, "/billing", dash.BillingPage())
+			// Over-quota errors send admins to upgrade_url, by default /upgrade.
+			r.Method(http.MethodGet, "/upgrade", http.RedirectHandler("/billing", http.StatusSeeOther))
 			r.Group(func(r chi.Router) {
 				r.Use(dash.CheckCSRF)
 				r.Method(http.MethodPost, "/signup", dash.SignUp())

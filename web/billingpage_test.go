@@ -132,6 +132,16 @@ func TestBillingPage(t *testing.T) {
 			t.Fatal("a forged form created a Stripe customer")
 		}
 	})
+	t.Run("the default upgrade_url of over-quota errors leads to the billing page", func(t *testing.T) {
+		resp, err := site.newBrowser(t).c.Get(site.URL + "/upgrade")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if status, h := resp.StatusCode, resp.Header; status != http.StatusSeeOther || h.Get("Location") != "/billing" {
+			t.Fatalf("%d to %q", status, h.Get("Location"))
+		}
+	})
 	t.Run("the page needs a signed-in owner", func(t *testing.T) {
 		if status, _ := site.newBrowser(t).get("/billing"); status != http.StatusSeeOther {
 			t.Fatalf("%d", status)
