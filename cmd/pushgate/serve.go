@@ -149,7 +149,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	mailer, err := newMailer(cfg, log)
+	mailer, err := newMailer(cfg, *dev, log)
 	if err != nil {
 		return err
 	}

@@ -29,13 +29,22 @@ type Sender interface {
 	Send(ctx context.Context, m Message) error
 }
 
-// Log writes each message to the log instead of sending it, for dev mode
-// and gateways without an SMTP server: the operator reads the link there.
-type Log struct{ Log *slog.Logger }
+// Log stands in for a mail server where none is set. In dev mode (Reveal)
+// it writes each message in full, link included, for the developer to
+// open; otherwise only that a mail was not sent, since a one-time link is a
+// secret and secrets never appear in a production log in full.
+type Log struct {
+	Log    *slog.Logger
+	Reveal bool
+}
 
-// Send logs m in full: its link is the only way to the form it opens.
+// Send logs m, or that it was dropped.
 func (l Log) Send(_ context.Context, m Message) error {
-	l.Log.Info("mail not sent (no smtp_url): it is written here instead", "to", m.To, "subject", m.Subject, "body", m.Body)
+	if l.Reveal {
+		l.Log.Info("mail not sent (no smtp_url): it is written here instead", "to", m.To, "subject", m.Subject, "body", m.Body)
+		return nil
+	}
+	l.Log.Warn("mail not sent: no smtp_url is set", "subject", m.Subject)
 	return nil
 }
 
