@@ -466,7 +466,7 @@ func TestOwnerInvites(t *testing.T) {
 		if status, _, _ := stranger.postForm("/account", "/account/invites/"+itoa(invites[0].ID)+"/revoke", url.Values{}); status != http.StatusNotFound {
 			t.Fatalf("revoke across workspaces: %d", status)
 		}
-		if status, _, _ := stranger.postForm("/account", "/account/owners/"+itoa(owners[0].ID)+"/remove", url.Values{}); status != http.StatusNotFound {
+		if status, _, _ := stranger.postForm("/account", "/account/owners/"+itoa(owners[0].ID)+"/remove", url.Values{"confirm": {"yes"}}); status != http.StatusNotFound {
 			t.Fatalf("remove across workspaces: %d", status)
 		}
 	})
@@ -480,14 +480,22 @@ func TestOwnerInvites(t *testing.T) {
 		}
 		second := site.newBrowser(t)
 		second.mustSignIn("second@team.example", "second owner pass")
-		status, body, h := owner.postForm("/account", "/account/owners/"+itoa(owners[1].ID)+"/remove", url.Values{})
+		status, body, _ := owner.postForm("/account", "/account/owners/"+itoa(owners[1].ID)+"/remove", url.Values{})
+		if status != http.StatusOK {
+			t.Fatalf("remove, unconfirmed: %d\n%s", status, body)
+		}
+		mustContain(t, body, `id="confirm-remove"`, "Remove second@team.example?", `name="confirm" value="yes"`)
+		if owners, _ := site.db.OwnerAccounts(ctx, id); len(owners) != 2 {
+			t.Fatalf("an unconfirmed removal removed: %+v", owners)
+		}
+		status, body, h := owner.postForm("/account", "/account/owners/"+itoa(owners[1].ID)+"/remove", url.Values{"confirm": {"yes"}})
 		if status != http.StatusSeeOther || h.Get("Location") != "/account?removed=1" {
 			t.Fatalf("remove: %d\n%s", status, body)
 		}
 		if status, _ := second.get("/overview"); status != http.StatusSeeOther {
 			t.Fatalf("the removed owner's session still works: %d", status)
 		}
-		status, body, _ = owner.postForm("/account", "/account/owners/"+itoa(owners[0].ID)+"/remove", url.Values{})
+		status, body, _ = owner.postForm("/account", "/account/owners/"+itoa(owners[0].ID)+"/remove", url.Values{"confirm": {"yes"}})
 		if status != http.StatusConflict || !strings.Contains(body, "cannot remove yourself") {
 			t.Fatalf("removing oneself: %d\n%s", status, body)
 		}

@@ -95,6 +95,27 @@ func (dash *Dashboard) RemoveOwner() http.Handler {
 			dash.fail(w, r, "account", v, tenants.Errorf(tenants.CodeConflict, "You cannot remove yourself; another owner can."))
 			return
 		}
+		if r.PostFormValue("confirm") != "yes" {
+			// A removal signs a person out everywhere: it is asked once more.
+			v, err := dash.accountView(r, s, p)
+			if err != nil {
+				dash.fail(w, r, "", view{}, err)
+				return
+			}
+			data := v.Data.(accountData)
+			for i := range data.Owners {
+				if data.Owners[i].ID == id {
+					data.ConfirmRemove = &data.Owners[i]
+				}
+			}
+			if data.ConfirmRemove == nil {
+				dash.fail(w, r, "", view{}, tenants.Errorf(tenants.CodeNotFound, "no such owner"))
+				return
+			}
+			v.Data = data
+			dash.render(w, r, http.StatusOK, "account", v)
+			return
+		}
 		audit := tenants.AuditEntry{Actor: "owner:" + s.Email, Action: "owner.remove", CreatedAt: dash.d.Now().UTC()}
 		if err := dash.d.Accounts.RemoveOwner(r.Context(), p.Workspace.ID, id, audit); err != nil {
 			v, verr := dash.accountView(r, s, p)

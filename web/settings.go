@@ -14,6 +14,8 @@ type accountData struct {
 	Invites   []tenants.OwnerLink
 	// InviteEmail is the address of an invitation form sent back with an error.
 	InviteEmail string
+	// ConfirmRemove is the owner whose removal awaits confirmation.
+	ConfirmRemove *tenants.OwnerAccount
 }
 
 // accountView reads what the account page lists: the owners and the pending invitations.

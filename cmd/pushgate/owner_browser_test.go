@@ -99,6 +99,11 @@ func TestOwnerFlowsInABrowser(t *testing.T) {
 			chromedp.WaitVisible(chromedp.ID("no-invites")),
 			chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Remove ` + owner[1] + `"]`)),
 			screenshot("account-two-owners"),
+			chromedp.Click(chromedp.CSS(`button[aria-label="Remove ` + owner[1] + `"]`)),
+			chromedp.WaitVisible(chromedp.ID("confirm-remove-button")),
+			screenshot("account-confirm-remove"),
+			chromedp.Click(chromedp.Search(`//section[@id="confirm-remove"]//a[text()="Cancel"]`)),
+			chromedp.WaitVisible(chromedp.ID("no-invites")),
 		})...)
 	})
 
