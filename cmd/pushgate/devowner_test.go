@@ -9,6 +9,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pushgate/pushgate/web/mail/mailtest"
 )
 
 var (
@@ -69,5 +72,61 @@ func TestDevDemoOwnerKeepsItsPasswordAndSignsIn(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), "Demo workspace") {
 		t.Fatalf("the demo owner does not see the demo workspace:\n%s", body)
+	}
+}
+
+func TestPasswordResetMailGoesThroughSMTP(t *testing.T) {
+	smtpd := mailtest.NewServer(t, nil)
+	dir := t.TempDir()
+	s := mustServe(t, map[string]string{
+		"PUSHGATE_DATABASE_URL": "sqlite:" + filepath.Join(dir, "pushgate.db"),
+		"PUSHGATE_DATA_DIR":     dir,
+		"PUSHGATE_SMTP_URL":     "smtp://mailer:s3cret@" + smtpd.Addr + "?from=pushgate@gw.example",
+	}, "--dev")
+	owner := demoOwnerLine.FindStringSubmatch(mustEventually(t, s.stdout, "Ctrl-C"))
+	if owner == nil {
+		t.Fatal("no demo owner in the banner")
+	}
+	if !strings.Contains(s.stderr.String(), "dashboard mails go through SMTP") || strings.Contains(s.stderr.String(), "s3cret") {
+		t.Fatalf("the start names the SMTP server without its password?\n%s", s.stderr)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Get(s.URL + "/forgot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	csrf := csrfInForm.FindStringSubmatch(string(page))
+	if csrf == nil {
+		t.Fatalf("no CSRF token on the forgot page:\n%s", page)
+	}
+	resp, err = c.PostForm(s.URL+"/forgot", url.Values{"csrf": {csrf[1]}, "email": {owner[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var data, to string
+	for range 250 {
+		if _, _, to, data, _ = smtpd.Received(); data != "" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	link := regexp.MustCompile(`http://[^/\s]+/reset/[A-Za-z0-9_-]{43}`).FindString(data)
+	if !strings.Contains(to, owner[1]) || link == "" {
+		t.Fatalf("the SMTP server received to %q:\n%s", to, data)
+	}
+	resp, err = c.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the mailed link answered %d", resp.StatusCode)
+	}
+	if strings.Contains(s.stderr.String(), link[len(link)-43:]) {
+		t.Fatal("the link reached the log although it was mailed")
 	}
 }
