@@ -519,3 +519,20 @@ func TestOwnerInvites(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestInviteWithoutAMailServer(t *testing.T) {
+	site := mustSite(t, "http://gw.test") // no Mail: the gateway sends none
+	owner, _ := mustOwner(t, site, "Mailless", "first@mailless.example")
+	status, body, _ := owner.postForm("/account", "/account/invites", url.Values{"invite_email": {"second@mailless.example"}})
+	if status != http.StatusOK {
+		t.Fatalf("%d\n%s", status, body)
+	}
+	mustContain(t, body, `id="invite-link-once"`, "Send this link to second@mailless.example")
+	path := linkPath(t, body)
+	if status, _ := site.newBrowser(t).get(path); status != http.StatusOK {
+		t.Fatalf("the shown link: %d", status)
+	}
+	if _, body := owner.get("/account"); strings.Contains(body, path) {
+		t.Fatal("the link is shown again")
+	}
+}

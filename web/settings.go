@@ -16,6 +16,9 @@ type accountData struct {
 	InviteEmail string
 	// ConfirmRemove is the owner whose removal awaits confirmation.
 	ConfirmRemove *tenants.OwnerAccount
+	// InviteLink is shown once when the gateway sends no mail, for the
+	// owner to pass on themselves.
+	InviteLink, InvitedEmail string
 }
 
 // accountView reads what the account page lists: the owners and the pending invitations.

@@ -38,6 +38,9 @@ type Log struct {
 	Reveal bool
 }
 
+// Delivers reports whether a message reaches anybody: a dropped one does not.
+func (l Log) Delivers() bool { return l.Reveal }
+
 // Send logs m, or that it was dropped.
 func (l Log) Send(_ context.Context, m Message) error {
 	if l.Reveal {
