@@ -26,13 +26,27 @@ const (
 // sendMail delivers m in the background: the answer to the form must not
 // wait for the mail server, nor take longer when the email has an account.
 func (dash *Dashboard) sendMail(m mail.Message) {
+	dash.mails.Add(1)
 	go func() {
+		defer dash.mails.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), mailTimeout)
 		defer cancel()
 		if err := dash.d.Mail.Send(ctx, m); err != nil {
 			dash.d.Log.Error("sending a mail failed", "subject", m.Subject, "err", err)
 		}
 	}()
+}
+
+// WaitMails waits until the mails still being sent are sent, or ctx ends;
+// the server calls it on shutdown, before the database closes.
+func (dash *Dashboard) WaitMails(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { dash.mails.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		dash.d.Log.Warn("shutting down with mails still being sent")
+	}
 }
 
 // newLink stores a one-time link of kind and returns its URL.
@@ -102,7 +116,11 @@ func (dash *Dashboard) Forgot() http.Handler {
 			return
 		}
 		if n <= maxResetsPerEmail {
-			go dash.mailResetLink(email)
+			dash.mails.Add(1)
+			go func() {
+				defer dash.mails.Done()
+				dash.mailResetLink(email)
+			}()
 		} else if n == maxResetsPerEmail+1 {
 			dash.d.Log.Warn("password reset mails to one email held back for a while", "window", resetWindow)
 		}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pushgate/pushgate/billing"
@@ -57,6 +58,7 @@ type Dashboard struct {
 	pages  map[string]*template.Template
 	secure bool // cookies are Secure when the public URL is https
 	assets http.Handler
+	mails  sync.WaitGroup // mails still being sent after their answer
 }
 
 // The pages, one template file each, all inside layout.html.

@@ -159,6 +159,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	cleanup.add(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		dash.WaitMails(ctx)
+	})
 	handler := api.NewHandler(api.Deps{
 		Log:      log,
 		Registry: reg,
