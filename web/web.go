@@ -43,6 +43,8 @@ type Deps struct {
 	SignUpsPerHour int
 	Log            *slog.Logger
 	Now            func() time.Time
+	// Health is what the operator's region health page shows.
+	Health Health
 }
 
 // Dashboard serves the pages; its handler makers are routed by api.
@@ -54,7 +56,8 @@ type Dashboard struct {
 }
 
 // The pages, one template file each, all inside layout.html.
-var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error"}
+var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error",
+	"operator_workspace", "operator_confirm", "operator_health"}
 
 // New parses every template once, so a broken template fails the start, not a request.
 func New(d Deps) (*Dashboard, error) {
@@ -88,6 +91,9 @@ var funcs = template.FuncMap{
 	"add":       func(a, b int) int { return a + b },
 	"sub":       func(a, b int) int { return a - b },
 	"date":      func(t time.Time) string { return t.UTC().Format("2 January 2006") },
+	"datetime":  func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") },
+	"list":      func(s ...string) []string { return s },
+	"int64":     func(n int) int64 { return int64(n) },
 	"regionName": func(r string) string {
 		switch r {
 		case "us":

@@ -149,8 +149,13 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	rates := web.NewPushRates(reg, nil)
+	jobs.Add(2)
+	go func() { defer jobs.Done(); rates.Run(jobsCtx, pushRateSampling) }()
+	go func() { defer jobs.Done(); refreshWorkspaceUsage(jobsCtx, db, log) }()
 	dash, err := web.New(web.Deps{Tenants: svc, Accounts: db, Quotas: quotas, History: db,
-		Region: cfg.Region, PublicURL: cfg.PublicURL, RegistrationOpen: cfg.registrationOpen, SignUpsPerHour: cfg.registrationsPH, Log: log.With("component", "dashboard")})
+		Region: cfg.Region, PublicURL: cfg.PublicURL, RegistrationOpen: cfg.registrationOpen, SignUpsPerHour: cfg.registrationsPH, Log: log.With("component", "dashboard"),
+		Health: regionHealth(cfg, rq != nil, ready, apps, reg, rates)})
 	if err != nil {
 		return err
 	}
@@ -175,6 +180,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		RateLimits: cfg.rateLimits,
 		Billing:    bill,
 		Dashboard:  dash,
+		Owners:     db,
 	})
 	if cfg.PprofListen != "" {
 		stopPprof, err := servePprof(cfg.PprofListen, log)
