@@ -121,7 +121,7 @@ func runChecks(ctx context.Context, checks []HealthCheck) []checkResult {
 			defer cancel()
 			started := time.Now()
 			err := c.Ping(cctx)
-			out[i] = checkResult{Name: c.Name, OK: err == nil, Took: time.Since(started).Round(time.Millisecond)}
+			out[i] = checkResult{Name: c.Name, OK: err == nil, Took: time.Since(started).Round(100 * time.Microsecond)}
 			if err != nil {
 				out[i].Problem = err.Error()
 				if errors.Is(cctx.Err(), context.DeadlineExceeded) {
