@@ -162,8 +162,12 @@ func newRateChart(minutes []MinuteRate) rateChart {
 	}
 	scale := niceCeiling(top)
 	plotH := c.PlotBottom - 8
-	for i := range 5 {
-		v := scale * int64(i) / 4
+	steps := int64(4)
+	if scale%4 != 0 {
+		steps = 5 // 10 and 50 read better in fifths
+	}
+	for i := range steps + 1 {
+		v := scale * i / steps
 		c.Ticks = append(c.Ticks, chartTick{Y: c.PlotBottom - int(v*int64(plotH)/scale), Label: thousands(v)})
 	}
 	slot := (c.Width - c.PlotLeft) / len(minutes)
