@@ -381,3 +381,31 @@ func TestOperatorKeys(t *testing.T) {
 		storetest.WantCode(t, err, tenants.CodeNotFound, "")
 	})
 }
+
+func TestConcurrentGrantsAddUpExactly(t *testing.T) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		ws := mustCreate(t, db, "ws_aaaaaaaaaaaaaaaaaaaa", "tok-a", base)
+		const grants = 24
+		errs := make(chan error, grants)
+		for i := range grants {
+			go func() {
+				_, err := db.GrantPushes(ctx, ws.ID, tenants.Package{CheckoutSessionID: fmt.Sprintf("grant_%d", i), Pushes: 10, Period: thisMonth, CreatedAt: base},
+					tenants.AuditEntry{Actor: "operator:ops@example.com", Action: "workspace.add_pushes", CreatedAt: base})
+				errs <- err
+			}()
+		}
+		for range grants {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := db.Workspace(ctx, ws.ID)
+		if err != nil || got.PackagePushes != grants*10 || got.LimitIn(thisMonth) != 10_000+grants*10 {
+			t.Fatalf("after %d grants of 10: %d package pushes, %v", grants, got.PackagePushes, err)
+		}
+		if n := len(mustAudit(t, db, ws.ID, 100)); n != grants+1 {
+			t.Fatalf("%d audit entries, want %d", n, grants+1)
+		}
+	})
+}
