@@ -9,6 +9,7 @@ import (
 
 	"github.com/pushgate/pushgate/gateway"
 	"github.com/pushgate/pushgate/tenants"
+	"github.com/pushgate/pushgate/web"
 )
 
 // addRoutes is the map of the HTTP surface: every path, its method and the
@@ -21,7 +22,11 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 	r.Use(recoverPanics(d.Log), newRequestIDs().middleware, m.instrument, limitBody(maxBodyBytes))
 
 	r.Method(http.MethodGet, "/healthz", handleHealthz())
-	r.Method(http.MethodGet, "/readyz", handleReadyz(d.Ready, readyzDetail(d.Operator), d.Log))
+	operator := d.Operator
+	if operator == nil && d.Tenants != nil {
+		operator = operatorKeyCheck(d.Tenants)
+	}
+	r.Method(http.MethodGet, "/readyz", handleReadyz(d.Ready, readyzDetail(operator), d.Log))
 	r.Method(http.MethodGet, "/version", handleVersion(d.Version))
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
 
@@ -59,6 +64,19 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 		r.Method(http.MethodPost, "/api/v1/workspace/claim", handleClaimLink(d.Tenants, d.Log))
 	})
 
+	// The operator API: an operator API key, every action audited as the operator with source "api".
+	r.Route("/api/v1/admin", func(r chi.Router) {
+		r.Use(apiLimit, requireOperatorKey(d.Tenants, d.Log))
+		r.Method(http.MethodGet, "/workspaces", handleAdminListWorkspaces(d.Tenants, d.Log))
+		r.Method(http.MethodGet, "/workspaces/{id}", handleAdminShowWorkspace(d.Tenants, d.Quotas, d.Owners, d.Now, d.Log))
+		r.Method(http.MethodGet, "/workspaces/{id}/audit", handleAdminAudit(d.Tenants, d.Log))
+		r.Method(http.MethodPost, "/workspaces/{id}/suspend", handleAdminSetStatus(d.Tenants, tenants.StatusSuspended, d.Log))
+		r.Method(http.MethodPost, "/workspaces/{id}/resume", handleAdminSetStatus(d.Tenants, tenants.StatusActive, d.Log))
+		r.Method(http.MethodPost, "/workspaces/{id}/plan", handleAdminSetPlan(d.Tenants, d.Log))
+		r.Method(http.MethodPost, "/workspaces/{id}/token", handleAdminRotateToken(d.Tenants, d.Log))
+		r.Method(http.MethodPost, "/workspaces/{id}/pushes", handleAdminAddPushes(d.Tenants, d.Log))
+	})
+
 	// Stripe's signed webhooks.
 	r.Method(http.MethodPost, "/webhooks/stripe", handleStripeWebhook(d.Billing, d.Log))
 
@@ -81,6 +99,8 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 			r.Method(http.MethodGet, "/billing", dash.BillingPage())
 			// Over-quota errors send admins to upgrade_url, by default /upgrade.
 			r.Method(http.MethodGet, "/upgrade", http.RedirectHandler("/billing", http.StatusSeeOther))
+			r.Method(http.MethodGet, "/operator/health", dash.OperatorHealth())
+			r.Method(http.MethodGet, "/operator/workspaces/{id}", dash.OperatorWorkspace())
 			r.Group(func(r chi.Router) {
 				r.Use(dash.CheckCSRF)
 				r.Method(http.MethodPost, "/signup", dash.SignUp())
@@ -100,6 +120,9 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 				r.Method(http.MethodPost, "/billing/checkout", dash.Upgrade())
 				r.Method(http.MethodPost, "/billing/portal", dash.ManageBilling())
 				r.Method(http.MethodPost, "/billing/package", dash.BuyPackage())
+				for _, action := range []string{web.ActionSuspend, web.ActionResume, web.ActionPlan, web.ActionToken, web.ActionPushes} {
+					r.Method(http.MethodPost, "/operator/workspaces/{id}/"+action, dash.OperatorAction(action))
+				}
 			})
 		})
 	}

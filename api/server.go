@@ -40,8 +40,10 @@ type Deps struct {
 	Ready    []Checker
 	// Operator says whether a request carries operator credentials; such
 	// requests see /readyz's detail from anywhere, not only from loopback.
-	// Nil until operator API keys exist.
+	// Nil accepts a live operator API key.
 	Operator func(*http.Request) bool
+	// Owners lists a workspace's owner accounts for the operator API; nil lists none.
+	Owners OwnerLister
 
 	Tenants   *tenants.Service
 	PublicURL string

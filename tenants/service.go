@@ -619,6 +619,12 @@ func termsMismatch(version string, current *Terms) *Error {
 // RotateToken issues a new token for the workspace. The old token stops
 // working at once, or after grace when grace > 0 (at most MaxTokenGrace).
 func (s *Service) RotateToken(ctx context.Context, workspaceID, actor string, grace time.Duration) (string, error) {
+	return s.RotateTokenBy(ctx, workspaceID, Actor{Name: actor}, grace)
+}
+
+// RotateTokenBy is RotateToken with the source of the change for the audit log.
+func (s *Service) RotateTokenBy(ctx context.Context, workspaceID string, by Actor, grace time.Duration) (string, error) {
+	actor := by.Name
 	if grace < 0 || grace > s.cfg.MaxTokenGrace {
 		return "", FieldError("grace", "must be between 0 and %s, got %s", s.cfg.MaxTokenGrace, grace)
 	}
@@ -628,7 +634,7 @@ func (s *Service) RotateToken(ctx context.Context, workspaceID, actor string, gr
 	}
 	now := s.now()
 	audit := AuditEntry{Actor: actor, Action: "workspace.rotate_token", WorkspaceID: workspaceID,
-		Detail: "grace=" + grace.String(), CreatedAt: now}
+		Detail: "grace=" + grace.String(), CreatedAt: now, Source: by.Source}
 	if err := s.store.ReplaceToken(ctx, workspaceID, Credential{Hash: HashToken(token), Hint: TokenHint(token)}, now.Add(grace), audit); err != nil {
 		return "", err
 	}
@@ -639,6 +645,12 @@ func (s *Service) RotateToken(ctx context.Context, workspaceID, actor string, gr
 
 // Update applies an operator's or the workspace's own change and audits it.
 func (s *Service) Update(ctx context.Context, workspaceID, actor, action string, change WorkspaceChange) (*Workspace, error) {
+	return s.UpdateBy(ctx, workspaceID, Actor{Name: actor}, action, change)
+}
+
+// UpdateBy is Update with the source of the change for the audit log.
+func (s *Service) UpdateBy(ctx context.Context, workspaceID string, by Actor, action string, change WorkspaceChange) (*Workspace, error) {
+	actor := by.Name
 	if change.Plan != nil {
 		if !change.Plan.Valid() {
 			return nil, FieldError("plan", "must be free, pro or enterprise, got %q", *change.Plan)
@@ -663,7 +675,7 @@ func (s *Service) Update(ctx context.Context, workspaceID, actor, action string,
 			return nil, err
 		}
 	}
-	audit := AuditEntry{Actor: actor, Action: action, WorkspaceID: workspaceID, Detail: describeChange(change), CreatedAt: s.now()}
+	audit := AuditEntry{Actor: actor, Action: action, WorkspaceID: workspaceID, Detail: describeChange(change), CreatedAt: s.now(), Source: by.Source}
 	ws, err := s.store.UpdateWorkspace(ctx, workspaceID, change, audit)
 	if err != nil {
 		return nil, err

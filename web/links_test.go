@@ -226,8 +226,8 @@ func TestPasswordReset(t *testing.T) {
 	})
 }
 
-// mustRegister registers a workspace through the API and returns its answer.
-func mustRegister(t *testing.T, site *testSite, name, email string) map[string]any {
+// mustRegisterUnclaimed registers a workspace through the API, with no owner yet, and returns its answer.
+func mustRegisterUnclaimed(t *testing.T, site *testSite, name, email string) map[string]any {
 	t.Helper()
 	resp, err := http.Post(site.URL+"/api/v1/workspaces", "application/json",
 		strings.NewReader(`{"name":"`+name+`","contact_email":"`+email+`"}`))
@@ -261,7 +261,7 @@ func TestClaim(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("the registration answer has a claim_url that creates the owner account once", func(t *testing.T) {
-		reg := mustRegister(t, site, "Claimed", "admin@claimed.example")
+		reg := mustRegisterUnclaimed(t, site, "Claimed", "admin@claimed.example")
 		for _, key := range []string{"id", "name", "region", "token", "plan", "push_urls", "terms", "claim_url", "claim_expires_at"} {
 			if _, ok := reg[key]; !ok {
 				t.Errorf("the registration answer lacks %q", key)
@@ -293,7 +293,7 @@ func TestClaim(t *testing.T) {
 		}
 	})
 	t.Run("a new link issued with the workspace token ends the old one", func(t *testing.T) {
-		reg := mustRegister(t, site, "Reissued", "admin@reissued.example")
+		reg := mustRegisterUnclaimed(t, site, "Reissued", "admin@reissued.example")
 		old := linkPath(t, reg["claim_url"].(string))
 		status, out := postClaim(t, site, reg["token"].(string))
 		if status != http.StatusCreated {
@@ -308,7 +308,7 @@ func TestClaim(t *testing.T) {
 		}
 	})
 	t.Run("a claim link expires after 7 days", func(t *testing.T) {
-		reg := mustRegister(t, site, "Late", "admin@late.example")
+		reg := mustRegisterUnclaimed(t, site, "Late", "admin@late.example")
 		clk.Add(7*24*time.Hour + time.Minute)
 		defer clk.Add(-(7*24*time.Hour + time.Minute))
 		if status, _ := site.newBrowser(t).get(linkPath(t, reg["claim_url"].(string))); status != http.StatusNotFound {
@@ -317,7 +317,7 @@ func TestClaim(t *testing.T) {
 	})
 	t.Run("an email that already has an account is 409 under its field", func(t *testing.T) {
 		mustOwner(t, site, "Other", "taken@claim.example")
-		reg := mustRegister(t, site, "Taken", "admin@taken.example")
+		reg := mustRegisterUnclaimed(t, site, "Taken", "admin@taken.example")
 		path := linkPath(t, reg["claim_url"].(string))
 		b := site.newBrowser(t)
 		status, body, _ := b.postForm(path, path, url.Values{"email": {"taken@claim.example"}, "password": {"claimed password"}})
@@ -330,7 +330,7 @@ func TestClaim(t *testing.T) {
 		}
 	})
 	t.Run("concurrent claims with one link create exactly one owner", func(t *testing.T) {
-		reg := mustRegister(t, site, "Race", "admin@race.example")
+		reg := mustRegisterUnclaimed(t, site, "Race", "admin@race.example")
 		path := linkPath(t, reg["claim_url"].(string))
 		codes := make([]int, 8)
 		browsers, tokens := make([]*browser, len(codes)), make([]string, len(codes))

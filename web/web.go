@@ -50,6 +50,8 @@ type Deps struct {
 	Mail mail.Sender
 	// Billing sells plans and packages; nil when billing is off.
 	Billing *billing.Service
+	// Health is what the operator's region health page shows.
+	Health Health
 }
 
 // Dashboard serves the pages; its handler makers are routed by api.
@@ -63,7 +65,8 @@ type Dashboard struct {
 
 // The pages, one template file each, all inside layout.html.
 var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error",
-	"forgot", "reset", "accept", "billing"}
+	"forgot", "reset", "accept", "billing",
+	"operator_workspace", "operator_confirm", "operator_health"}
 
 // New parses every template once, so a broken template fails the start, not a request.
 func New(d Deps) (*Dashboard, error) {
@@ -100,6 +103,9 @@ var funcs = template.FuncMap{
 	"add":       func(a, b int) int { return a + b },
 	"sub":       func(a, b int) int { return a - b },
 	"date":      func(t time.Time) string { return t.UTC().Format("2 January 2006") },
+	"datetime":  func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") },
+	"list":      func(s ...string) []string { return s },
+	"int64":     func(n int) int64 { return int64(n) },
 	"regionName": func(r string) string {
 		switch r {
 		case "us":

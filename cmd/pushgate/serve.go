@@ -149,13 +149,17 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	rates := web.NewPushRates(reg, nil)
+	jobs.Add(2)
+	go func() { defer jobs.Done(); rates.Run(jobsCtx, pushRateSampling) }()
+	go func() { defer jobs.Done(); refreshWorkspaceUsage(jobsCtx, db, log) }()
 	mailer, err := newMailer(cfg, *dev, log)
 	if err != nil {
 		return err
 	}
 	dash, err := web.New(web.Deps{Tenants: svc, Accounts: db, Quotas: quotas, History: db,
 		Region: cfg.Region, PublicURL: cfg.PublicURL, RegistrationOpen: cfg.registrationOpen, SignUpsPerHour: cfg.registrationsPH, Log: log.With("component", "dashboard"),
-		Mail: mailer, Billing: bill})
+		Mail: mailer, Billing: bill, Health: regionHealth(cfg, rq != nil, ready, apps, reg, rates)})
 	if err != nil {
 		return err
 	}
@@ -185,6 +189,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		RateLimits: cfg.rateLimits,
 		Billing:    bill,
 		Dashboard:  dash,
+		Owners:     db,
 	})
 	if cfg.PprofListen != "" {
 		stopPprof, err := servePprof(cfg.PprofListen, log)

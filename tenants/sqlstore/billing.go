@@ -222,22 +222,8 @@ func (db *DB) applyBillingUpdate(tx *gorm.DB, cur *tenants.Workspace, upd *tenan
 		set["plan"], set["quota_limit"] = string(upd.Plan), nil
 	}
 	if p := upd.Package; p != nil {
-		row := packageRow{WorkspaceID: cur.ID, Period: string(p.Period), Pushes: p.Pushes,
-			CheckoutSessionID: p.CheckoutSessionID, EventID: ev.ID, CreatedAt: now}
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
-		if res.Error != nil {
-			return false, res.Error
-		}
-		if res.RowsAffected == 0 {
-			return false, nil
-		}
-		// The row lock makes this read-modify-write safe; a package of an
-		// earlier month than the one counted is recorded but no longer counts.
-		switch {
-		case string(p.Period) > string(cur.PackagePeriod):
-			set["package_period"], set["package_pushes"] = string(p.Period), p.Pushes
-		case p.Period == cur.PackagePeriod:
-			set["package_pushes"] = cur.PackagePushes + p.Pushes
+		if added, err := addPackage(tx, cur, *p, ev.ID, now, set); err != nil || !added {
+			return false, err
 		}
 	}
 	if err := tx.Model(&workspaceRow{}).Where("id = ?", cur.ID).Updates(set).Error; err != nil {
@@ -247,6 +233,30 @@ func (db *DB) applyBillingUpdate(tx *gorm.DB, cur *tenants.Workspace, upd *tenan
 		return false, err
 	}
 	return true, db.insertAudit(tx, cur.ID, upd.Audit)
+}
+
+// addPackage records a package of the locked workspace row cur and puts its
+// effect on the limit into set; false when its Checkout session (or grant
+// id) is already recorded.
+func addPackage(tx *gorm.DB, cur *tenants.Workspace, p tenants.Package, eventID string, now time.Time, set map[string]any) (bool, error) {
+	row := packageRow{WorkspaceID: cur.ID, Period: string(p.Period), Pushes: p.Pushes,
+		CheckoutSessionID: p.CheckoutSessionID, EventID: eventID, CreatedAt: now}
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
+	if res.Error != nil {
+		return false, res.Error
+	}
+	if res.RowsAffected == 0 {
+		return false, nil
+	}
+	// The row lock makes this read-modify-write safe; a package of an
+	// earlier month than the one counted is recorded but no longer counts.
+	switch {
+	case string(p.Period) > string(cur.PackagePeriod):
+		set["package_period"], set["package_pushes"] = string(p.Period), p.Pushes
+	case p.Period == cur.PackagePeriod:
+		set["package_pushes"] = cur.PackagePushes + p.Pushes
+	}
+	return true, nil
 }
 
 // SetStripeCustomer stores customerID for a workspace that has none and
