@@ -1,0 +1,299 @@
+package tenants
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DeliveryLogOptions configures a DeliveryLog; zero values take the defaults.
+type DeliveryLogOptions struct {
+	Store DeliveryStore
+	// PerWorkspace bounds the entries of one workspace waiting to be written (10,000).
+	PerWorkspace int
+	// Total bounds all entries waiting to be written (100,000): the buffer's memory.
+	Total int
+	// BatchSize is the most entries written in one statement (1,000); a
+	// buffer holding that many is written without waiting for the interval.
+	BatchSize int
+	// FlushInterval is how often waiting entries are written (1s).
+	FlushInterval time.Duration
+	Log           *slog.Logger
+	Registerer    prometheus.Registerer
+	Now           func() time.Time
+}
+
+// DeliveryLog buffers delivery log entries in memory and writes them in
+// batches, so the push path adds no database write and no round trip. The
+// buffer is bounded per workspace and in total; when a bound is reached the
+// oldest entry (of that workspace, or of all) is dropped and counted.
+type DeliveryLog struct {
+	o DeliveryLogOptions
+
+	mu sync.Mutex
+	// ring holds entries in arrival order from seq head to tail; a slot whose
+	// WorkspaceID is empty was dropped by its workspace's bound.
+	ring       []Delivery
+	head, tail uint64
+	live       int
+	queues     map[string]*seqQueue // each workspace's live entries, oldest first
+	signaled   bool
+
+	flush   chan struct{}
+	batch   []Delivery
+	dropped *prometheus.CounterVec
+	// The dropped counters by reason, resolved once.
+	dropWorkspace, dropTotal, dropWrite prometheus.Counter
+	written prometheus.Counter
+	lastErr time.Time
+}
+
+// Why entries were dropped, the label of pushgate_delivery_log_dropped_total.
+const (
+	DropWorkspaceBound = "workspace_bound"
+	DropTotalBound     = "total_bound"
+	DropWriteFailed    = "write_failed"
+)
+
+// NewDeliveryLog returns a buffer; Run writes it out.
+func NewDeliveryLog(o DeliveryLogOptions) *DeliveryLog {
+	if o.PerWorkspace <= 0 {
+		o.PerWorkspace = 10_000
+	}
+	if o.Total <= 0 {
+		o.Total = 100_000
+	}
+	o.PerWorkspace = min(o.PerWorkspace, o.Total)
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	l := &DeliveryLog{
+		o: o, ring: make([]Delivery, o.Total), queues: map[string]*seqQueue{},
+		flush: make(chan struct{}, 1),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushgate_delivery_log_dropped_total",
+			Help: "Delivery log entries dropped before they were written, by reason: a workspace's or the total buffer bound (oldest first), or a failed write.",
+		}, []string{"reason"}),
+		written: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pushgate_delivery_log_written_total",
+			Help: "Delivery log entries written to the database.",
+		}),
+	}
+	l.dropWorkspace = l.dropped.WithLabelValues(DropWorkspaceBound)
+	l.dropTotal = l.dropped.WithLabelValues(DropTotalBound)
+	l.dropWrite = l.dropped.WithLabelValues(DropWriteFailed)
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(l.dropped, l.written, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pushgate_delivery_log_pending",
+			Help: "Delivery log entries waiting in memory to be written.",
+		}, func() float64 { return float64(l.Pending()) }))
+	}
+	return l
+}
+
+// Record adds an entry; it never blocks on storage. Safe on a nil log (off).
+func (l *DeliveryLog) Record(d Delivery) {
+	if l == nil || d.WorkspaceID == "" {
+		return
+	}
+	d = d.Bounded()
+	l.mu.Lock()
+	q := l.queues[d.WorkspaceID]
+	if q == nil {
+		q = &seqQueue{}
+		l.queues[d.WorkspaceID] = q
+	}
+	if q.len() >= l.o.PerWorkspace {
+		l.ring[q.pop()%uint64(len(l.ring))] = Delivery{}
+		l.live--
+		l.dropWorkspace.Inc()
+		l.skipDropped()
+	}
+	if l.tail-l.head == uint64(len(l.ring)) {
+		// Full: the oldest slot goes (it is live, since head skips dropped ones).
+		old := &l.ring[l.head%uint64(len(l.ring))]
+		if oq := l.queues[old.WorkspaceID]; oq != nil && old.WorkspaceID != "" {
+			oq.pop()
+			if oq.len() == 0 && oq != q {
+				delete(l.queues, old.WorkspaceID)
+			}
+			l.live--
+			l.dropTotal.Inc()
+		}
+		*old = Delivery{}
+		l.head++
+		l.skipDropped()
+	}
+	l.ring[l.tail%uint64(len(l.ring))] = d
+	q.push(l.tail)
+	l.tail++
+	l.live++
+	wake := l.live >= l.o.BatchSize && !l.signaled
+	if wake {
+		l.signaled = true
+	}
+	l.mu.Unlock()
+	if wake {
+		select {
+		case l.flush <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// skipDropped moves head past slots dropped by a workspace bound.
+func (l *DeliveryLog) skipDropped() {
+	for l.head < l.tail && l.ring[l.head%uint64(len(l.ring))].WorkspaceID == "" {
+		l.head++
+	}
+}
+
+// Pending returns how many entries wait to be written.
+func (l *DeliveryLog) Pending() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.live
+}
+
+// Drain removes up to max of the oldest waiting entries and appends them to dst.
+func (l *DeliveryLog) Drain(dst []Delivery, max int) []Delivery {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for n := 0; n < max && l.head < l.tail; n++ {
+		slot := &l.ring[l.head%uint64(len(l.ring))]
+		q := l.queues[slot.WorkspaceID]
+		q.pop()
+		if q.len() == 0 {
+			delete(l.queues, slot.WorkspaceID)
+		}
+		dst = append(dst, *slot)
+		*slot = Delivery{}
+		l.live--
+		l.head++
+		l.skipDropped()
+	}
+	if l.live < l.o.BatchSize {
+		l.signaled = false
+	}
+	return dst
+}
+
+// Run writes waiting entries every FlushInterval, or as soon as a batch is
+// full, until ctx ends; then it writes what is left, for at most five seconds.
+func (l *DeliveryLog) Run(ctx context.Context) {
+	t := time.NewTicker(l.o.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			l.WriteAll(final)
+			cancel()
+			return
+		case <-t.C:
+		case <-l.flush:
+		}
+		l.WriteAll(ctx)
+	}
+}
+
+// WriteAll writes every waiting entry in batches; a batch that fails to be
+// written is dropped and counted, since the buffer must stay bounded.
+func (l *DeliveryLog) WriteAll(ctx context.Context) {
+	for {
+		l.batch = l.Drain(l.batch[:0], l.o.BatchSize)
+		if len(l.batch) == 0 {
+			return
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := l.o.Store.SaveDeliveries(wctx, l.batch)
+		cancel()
+		if err != nil {
+			l.dropWrite.Add(float64(len(l.batch)))
+			if now := l.o.Now(); now.Sub(l.lastErr) >= time.Minute {
+				l.lastErr = now
+				l.o.Log.Warn("writing the delivery log failed; the batch is dropped", "entries", len(l.batch), "err", err)
+			}
+			clear(l.batch)
+			return
+		}
+		l.written.Add(float64(len(l.batch)))
+		n := len(l.batch)
+		clear(l.batch) // no strings kept alive between flushes
+		if n < l.o.BatchSize {
+			return
+		}
+	}
+}
+
+// RunRetention deletes entries older than DeliveryRetention every interval
+// (and once at the start) until ctx ends, in chunks so no statement runs long.
+func (l *DeliveryLog) RunRetention(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := PurgeDeliveries(ctx, l.o.Store, l.o.Now()); err != nil && ctx.Err() == nil {
+			l.o.Log.Warn("purging the delivery log failed; will retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// purgeChunk bounds one delete statement of the retention job.
+const purgeChunk = 10_000
+
+// PurgeDeliveries deletes every entry older than DeliveryRetention before now
+// and returns how many it deleted.
+func PurgeDeliveries(ctx context.Context, store DeliveryStore, now time.Time) (int, error) {
+	total := 0
+	for {
+		n, err := store.PurgeDeliveries(ctx, now.Add(-DeliveryRetention), purgeChunk)
+		total += n
+		if err != nil || n < purgeChunk {
+			return total, err
+		}
+	}
+}
+
+// seqQueue is a FIFO of ring sequence numbers.
+type seqQueue struct {
+	seqs  []uint64
+	start int
+}
+
+func (q *seqQueue) len() int { return len(q.seqs) - q.start }
+
+func (q *seqQueue) push(s uint64) {
+	if q.start > 0 && q.start == len(q.seqs) {
+		q.seqs, q.start = q.seqs[:0], 0
+	} else if q.start >= 64 && q.start*2 >= len(q.seqs) {
+		n := copy(q.seqs, q.seqs[q.start:])
+		q.seqs, q.start = q.seqs[:n], 0
+	}
+	q.seqs = append(q.seqs, s)
+}
+
+func (q *seqQueue) pop() uint64 {
+	s := q.seqs[q.start]
+	q.start++
+	return s
+}
