@@ -47,8 +47,8 @@ type DeliveryLog struct {
 	dropped *prometheus.CounterVec
 	// The dropped counters by reason, resolved once.
 	dropWorkspace, dropTotal, dropWrite prometheus.Counter
-	written prometheus.Counter
-	lastErr time.Time
+	written                             prometheus.Counter
+	lastErr                             time.Time
 }
 
 // Why entries were dropped, the label of pushgate_delivery_log_dropped_total.
