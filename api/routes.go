@@ -72,6 +72,8 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 			r.Method(http.MethodGet, "/connect", dash.Connect())
 			r.Method(http.MethodGet, "/account", dash.Account())
 			r.Method(http.MethodGet, "/operator", dash.Operator())
+			r.Method(http.MethodGet, "/deliveries", dash.Deliveries())
+			r.Method(http.MethodGet, "/test-push", dash.TestPushPage(testPusher{ps}))
 			r.Group(func(r chi.Router) {
 				r.Use(dash.CheckCSRF)
 				r.Method(http.MethodPost, "/signup", dash.SignUp())
@@ -81,6 +83,7 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 				r.Method(http.MethodPost, "/connect/token", dash.RotateToken())
 				r.Method(http.MethodPost, "/connect/settings", dash.UpdateSettings())
 				r.Method(http.MethodPost, "/account/password", dash.ChangePassword())
+				r.Method(http.MethodPost, "/test-push", dash.SendTestPush(testPusher{ps}))
 			})
 		})
 	}

@@ -3,6 +3,7 @@ package tenants
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,6 +110,8 @@ func (l *DeliveryLog) Record(d Delivery) {
 		return
 	}
 	d = d.Bounded()
+	// Copies, so that an entry never pins the request body it was cut from.
+	d.Ref, d.Reason, d.TokenPrefix = strings.Clone(d.Ref), strings.Clone(d.Reason), strings.Clone(d.TokenPrefix)
 	l.mu.Lock()
 	q := l.queues[d.WorkspaceID]
 	if q == nil {
@@ -241,14 +244,15 @@ func (l *DeliveryLog) WriteAll(ctx context.Context) {
 	}
 }
 
-// RunRetention deletes entries older than DeliveryRetention every interval
-// (and once at the start) until ctx ends, in chunks so no statement runs long.
-func (l *DeliveryLog) RunRetention(ctx context.Context, interval time.Duration) {
+// RunDeliveryRetention deletes entries older than DeliveryRetention every
+// interval (and once at the start) until ctx ends. It runs whether or not the
+// log is on, so turning it off still empties the table within a week.
+func RunDeliveryRetention(ctx context.Context, store DeliveryStore, interval time.Duration, now func() time.Time, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if _, err := PurgeDeliveries(ctx, l.o.Store, l.o.Now()); err != nil && ctx.Err() == nil {
-			l.o.Log.Warn("purging the delivery log failed; will retry", "err", err)
+		if _, err := PurgeDeliveries(ctx, store, now()); err != nil && ctx.Err() == nil {
+			log.Warn("purging the delivery log failed; will retry", "err", err)
 		}
 		select {
 		case <-ctx.Done():

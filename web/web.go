@@ -43,6 +43,12 @@ type Deps struct {
 	SignUpsPerHour int
 	Log            *slog.Logger
 	Now            func() time.Time
+	// Deliveries reads the delivery log; nil when it is off.
+	Deliveries DeliveryReader
+	// QuotaEvents reads the 80%/100% events for the overview; nil shows none.
+	QuotaEvents QuotaEventReader
+	// Apps are the push app ids the delivery log filters by.
+	Apps []string
 }
 
 // Dashboard serves the pages; its handler makers are routed by api.
@@ -51,10 +57,12 @@ type Dashboard struct {
 	pages  map[string]*template.Template
 	secure bool // cookies are Secure when the public URL is https
 	assets http.Handler
+	// testLimits bounds each workspace's test pushes.
+	testLimits testPushLimits
 }
 
 // The pages, one template file each, all inside layout.html.
-var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error"}
+var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error", "deliveries", "testpush"}
 
 // New parses every template once, so a broken template fails the start, not a request.
 func New(d Deps) (*Dashboard, error) {
