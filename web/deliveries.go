@@ -161,7 +161,7 @@ func parseDeliveryQuery(params url.Values) (tenants.DeliveryQuery, map[string]st
 		q.Result = res
 	}
 	if v := params.Get("app"); v != "" {
-		if len(v) > tenants.DeliveryAppMax || strings.ContainsFunc(v, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		if len(v) > tenants.DeliveryAppMax || strings.ContainsFunc(v, notAppIDRune) {
 			fields["app"] = "Pick one of the listed apps."
 		} else {
 			q.App = v
@@ -202,4 +202,9 @@ func parseCursor(v string) (*tenants.DeliveryCursor, bool) {
 		return nil, false
 	}
 	return &tenants.DeliveryCursor{At: time.UnixMicro(us).UTC(), ID: n}, true
+}
+
+// notAppIDRune is true for a character no app id has.
+func notAppIDRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
 }

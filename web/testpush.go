@@ -156,7 +156,7 @@ func answerOf(res TestPushResult, provider string) *testAnswer {
 			Detail: detail + ". If the phone shows nothing, check the app's notification settings on the phone."}
 	case tenants.DeliveryDeadToken:
 		return &testAnswer{Class: "bad", Title: "The device token is dead",
-			Detail: "The app was uninstalled or the token belongs to another app" + said + ". Sign in again in the app on the phone to get a new token."}
+			Detail: "the app was uninstalled or the token belongs to another app" + said + ". Sign in again in the app on the phone to get a new token."}
 	case tenants.DeliveryRetryLater:
 		return &testAnswer{Class: "warn", Title: provider + " is unavailable, try again",
 			Detail: provider + " could not take the notification right now" + said + ". Try again in a minute."}
