@@ -211,7 +211,8 @@ func (l *DeliveryLog) Run(ctx context.Context) {
 		case <-t.C:
 		case <-l.flush:
 		}
-		l.WriteAll(ctx)
+		// A write under way finishes when ctx ends: the batch is out of the buffer.
+		l.WriteAll(context.WithoutCancel(ctx))
 	}
 }
 
