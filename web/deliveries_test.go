@@ -83,8 +83,14 @@ func (s *logSite) flush() { s.log.WriteAll(context.Background()) }
 
 func mustLogSite(tb testing.TB) *logSite {
 	tb.Helper()
+	return mustLogSiteOn(tb, storetest.SQLite(tb))
+}
+
+// mustLogSiteOn is mustLogSite on the database at dbURL.
+func mustLogSiteOn(tb testing.TB, dbURL string) *logSite {
+	tb.Helper()
 	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, storetest.SQLite(tb), nil)
+	db, err := sqlstore.Open(ctx, dbURL, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
