@@ -36,8 +36,11 @@ type DeliveryLog struct {
 
 	mu sync.Mutex
 	// ring holds entries in arrival order from seq head to tail; a slot whose
-	// WorkspaceID is empty was dropped by its workspace's bound.
+	// WorkspaceID is empty was dropped by its workspace's bound. It grows up
+	// to Total as entries wait and shrinks back when emptied, so the live
+	// heap (which GOGC multiplies) is what waits, not the bound.
 	ring       []Delivery
+	minRing    int
 	head, tail uint64
 	live       int
 	queues     map[string]*seqQueue // each workspace's live entries, oldest first
@@ -81,7 +84,7 @@ func NewDeliveryLog(o DeliveryLogOptions) *DeliveryLog {
 		o.Now = time.Now
 	}
 	l := &DeliveryLog{
-		o: o, ring: make([]Delivery, o.Total), queues: map[string]*seqQueue{},
+		o: o, minRing: min(2*o.BatchSize, o.Total), queues: map[string]*seqQueue{},
 		flush: make(chan struct{}, 1),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushgate_delivery_log_dropped_total",
@@ -124,6 +127,9 @@ func (l *DeliveryLog) Record(d Delivery) {
 		l.dropWorkspace.Inc()
 		l.skipDropped()
 	}
+	if l.tail-l.head == uint64(len(l.ring)) && len(l.ring) < l.o.Total {
+		l.grow()
+	}
 	if l.tail-l.head == uint64(len(l.ring)) {
 		// Full: the oldest slot goes (it is live, since head skips dropped ones).
 		old := &l.ring[l.head%uint64(len(l.ring))]
@@ -154,6 +160,16 @@ func (l *DeliveryLog) Record(d Delivery) {
 		default:
 		}
 	}
+}
+
+// grow doubles the ring (up to Total), keeping every slot at its sequence.
+func (l *DeliveryLog) grow() {
+	n := min(max(2*len(l.ring), l.minRing), l.o.Total)
+	ring := make([]Delivery, n)
+	for s := l.head; s < l.tail; s++ {
+		ring[s%uint64(n)] = l.ring[s%uint64(len(l.ring))]
+	}
+	l.ring = ring
 }
 
 // skipDropped moves head past slots dropped by a workspace bound.
@@ -192,6 +208,9 @@ func (l *DeliveryLog) Drain(dst []Delivery, max int) []Delivery {
 	}
 	if l.live < l.o.BatchSize {
 		l.signaled = false
+	}
+	if l.head == l.tail && len(l.ring) > 2*l.minRing {
+		l.ring = nil // a burst is over: the next entry starts a small ring
 	}
 	return dst
 }

@@ -159,6 +159,22 @@ func TestDeliveryLogBounds(t *testing.T) {
 			t.Fatalf("dropped for the total bound = %d, want 0", n)
 		}
 	})
+	t.Run("the buffer grows to its bound without losing order, and starts small again once drained", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		l := tenants.NewDeliveryLog(tenants.DeliveryLogOptions{Store: &memDeliveries{}, Total: 5000, PerWorkspace: 5000, BatchSize: 10, Registerer: reg})
+		for round := range 2 {
+			for i := range 5000 {
+				l.Record(entry(fmt.Sprint("w", i%7), round*5000+i))
+			}
+			got := l.Drain(nil, 10_000)
+			if len(got) != 5000 || got[0].Ref != fmt.Sprintf("w0-%d", round*5000) || got[4999].Ref != fmt.Sprintf("w%d-%d", 4999%7, round*5000+4999) {
+				t.Fatalf("round %d drained %d entries from %s to %s", round, len(got), got[0].Ref, got[len(got)-1].Ref)
+			}
+		}
+		if n := dropped(t, reg, tenants.DropTotalBound) + dropped(t, reg, tenants.DropWorkspaceBound); n != 0 {
+			t.Fatalf("dropped %d below the bounds", n)
+		}
+	})
 	t.Run("long fields are cut and the token keeps 6 characters", func(t *testing.T) {
 		l := tenants.NewDeliveryLog(tenants.DeliveryLogOptions{Store: &memDeliveries{}})
 		d := entry("a", 0)
