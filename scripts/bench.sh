@@ -344,8 +344,9 @@ soak_summary() {
     "$(per_push "$xacts0" "$xacts1" %.4f) PostgreSQL transactions, $(per_push "$mem0" "$mem1" %+.0f) bytes of Redis used_memory;"
   echo "redis after gateway-redis: used_memory_human=$redis_memory, $redis_keys keys in db $REDIS_DB"
   awk -v on="$sat" -v off="$(json_number "$OUT/gateway-redis-nolog.json" requests_per_s)" -v d="$(json_number "$OUT/direct.json" requests_per_s)" \
-    'BEGIN { printf "delivery log: gateway-redis (on) %.0f req/s = %.3f of direct, gateway-redis-nolog (off) %.0f req/s = %.3f; on costs %+.1f%% (target within 3%%)\n",
-      on, on / d, off, off / d, (on - off) / off * 100 }'
+    -v con="$(json_inner "$OUT/gateway-redis.json" cpu_s_per_1000)" -v coff="$(json_inner "$OUT/gateway-redis-nolog.json" cpu_s_per_1000)" \
+    'BEGIN { printf "delivery log (target: within 3%%): on, gateway-redis %.0f req/s = %.3f of direct, %.3f cpu s/1k; off, gateway-redis-nolog %.0f req/s = %.3f of direct, %.3f cpu s/1k; on - off: %+.1f%% req/s, %+.1f%% cpu per push\n",
+      on, on / d, con, off, off / d, coff, (on - off) / off * 100, (con - coff) / coff * 100 }'
   echo
   "$BIN" bench -summary "$OUT/direct.json" "$OUT/gateway-sqlite.json" "$OUT/gateway-redis.json" "$OUT/gateway-redis-nolog.json" \
     "$OUT/gateway-redis-half.json" "$OUT/direct-half.json"
