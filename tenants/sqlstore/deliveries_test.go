@@ -136,6 +136,17 @@ func TestDeliveries(t *testing.T) {
 				t.Fatalf("an unknown workspace has entries: %q", deliveryRefs(p))
 			}
 		})
+		t.Run("any bytes a client sent are stored readable, never refused", func(t *testing.T) {
+			odd := tenants.Delivery{WorkspaceID: "ws-odd", At: logStart, Protocol: "mattermost", Ref: "a\"b\\c\x00d\ne\xffé🙂",
+				App: "apple_rn", Result: tenants.DeliveryFailed, Reason: "Bad\tReason", TokenPrefix: "ab\x01"}
+			if err := db.SaveDeliveries(context.Background(), []tenants.Delivery{odd}); err != nil {
+				t.Fatalf("SaveDeliveries: %v", err)
+			}
+			got := mustDeliveries(t, db, tenants.DeliveryQuery{WorkspaceID: "ws-odd", Limit: 1}).Entries[0]
+			if got.Ref != "a\"b\\c d e\ufffdé🙂" || got.Reason != "Bad Reason" || got.TokenPrefix != "ab " {
+				t.Fatalf("read back ref %q reason %q token %q", got.Ref, got.Reason, got.TokenPrefix)
+			}
+		})
 		t.Run("bad queries are refused", func(t *testing.T) {
 			_, err := db.Deliveries(context.Background(), tenants.DeliveryQuery{Limit: 10})
 			storetest.WantCode(t, err, tenants.CodeInvalid, "")
