@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,7 +53,10 @@ type DeliveryLog struct {
 	// The dropped counters by reason, resolved once.
 	dropWorkspace, dropTotal, dropWrite prometheus.Counter
 	written                             prometheus.Counter
-	lastErr                             time.Time
+	// failingSince is when the database began refusing writes; zero while they work.
+	failingSince time.Time
+	// retrying is the size of a refused batch waiting to be retried.
+	retrying atomic.Int64
 }
 
 // Why entries were dropped, the label of pushgate_delivery_log_dropped_total.
@@ -186,7 +190,7 @@ func (l *DeliveryLog) Pending() int {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.live
+	return l.live + int(l.retrying.Load())
 }
 
 // Drain removes up to max of the oldest waiting entries and appends them to dst.
@@ -235,33 +239,57 @@ func (l *DeliveryLog) Run(ctx context.Context) {
 	}
 }
 
-// WriteAll writes every waiting entry in batches; a batch that fails to be
-// written is dropped and counted, since the buffer must stay bounded.
+// WriteAll writes every waiting entry in batches. A batch the database
+// refuses waits (outside the bounded buffer, which keeps filling and dropping
+// its oldest) and is retried first on the next call, for up to
+// deliveryRetryFor; then it is dropped and counted. An outage is logged when
+// it starts and when it ends, not per batch.
 func (l *DeliveryLog) WriteAll(ctx context.Context) {
 	for {
-		l.batch = l.Drain(l.batch[:0], l.o.BatchSize)
-		if len(l.batch) == 0 {
-			return
+		retrying := len(l.batch) > 0
+		if !retrying {
+			l.batch = l.Drain(l.batch[:0], l.o.BatchSize)
+			if len(l.batch) == 0 {
+				return
+			}
 		}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := l.o.Store.SaveDeliveries(wctx, l.batch)
 		cancel()
+		n := len(l.batch)
 		if err != nil {
-			l.dropWrite.Add(float64(len(l.batch)))
-			if now := l.o.Now(); now.Sub(l.lastErr) >= time.Minute {
-				l.lastErr = now
-				l.o.Log.Warn("writing the delivery log failed; the batch is dropped", "entries", len(l.batch), "err", err)
+			now := l.o.Now()
+			if l.failingSince.IsZero() {
+				l.failingSince = now
+				l.o.Log.Warn("writing the delivery log failed; its entries wait in memory and are retried", "entries", n, "err", err)
 			}
-			clear(l.batch)
+			l.retrying.Store(int64(n))
+			if now.Sub(l.failingSince) >= deliveryRetryFor {
+				l.dropWrite.Add(float64(n))
+				l.dropBatch()
+			}
 			return
 		}
-		l.written.Add(float64(len(l.batch)))
-		n := len(l.batch)
-		clear(l.batch) // no strings kept alive between flushes
-		if n < l.o.BatchSize {
+		if !l.failingSince.IsZero() {
+			l.o.Log.Info("writing the delivery log works again", "failed_for", l.o.Now().Sub(l.failingSince).Round(time.Second).String())
+			l.failingSince = time.Time{}
+		}
+		l.written.Add(float64(n))
+		l.dropBatch()
+		if n < l.o.BatchSize && !retrying {
 			return
 		}
 	}
+}
+
+// deliveryRetryFor bounds how long a batch the database refuses is retried.
+const deliveryRetryFor = time.Minute
+
+// dropBatch empties the batch, keeping no strings alive between flushes.
+func (l *DeliveryLog) dropBatch() {
+	clear(l.batch)
+	l.batch = l.batch[:0]
+	l.retrying.Store(0)
 }
 
 // RunDeliveryRetention deletes entries older than DeliveryRetention every

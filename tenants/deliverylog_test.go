@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -265,16 +267,43 @@ func TestDeliveryLogWriter(t *testing.T) {
 			t.Fatalf("saved %d entries in %d batches, want 10 in 1", len(store.saved), store.batches)
 		}
 	})
-	t.Run("a failed write drops the batch and counts it", func(t *testing.T) {
+	t.Run("a refused batch is retried, and dropped and counted after a minute", func(t *testing.T) {
 		reg := prometheus.NewRegistry()
 		store := &memDeliveries{fail: errors.New("database down")}
-		l := tenants.NewDeliveryLog(tenants.DeliveryLogOptions{Store: store, BatchSize: 4, Registerer: reg})
+		now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+		var logs strings.Builder
+		l := tenants.NewDeliveryLog(tenants.DeliveryLogOptions{Store: store, BatchSize: 4, Registerer: reg,
+			Now: func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 		for i := range 3 {
 			l.Record(entry("a", i))
 		}
+		for range 5 {
+			l.WriteAll(context.Background())
+		}
+		if n := dropped(t, reg, tenants.DropWriteFailed); n != 0 || l.Pending() != 3 {
+			t.Fatalf("while failing: dropped %d, pending %d; want 0 and 3", n, l.Pending())
+		}
+		store.mu.Lock()
+		store.fail = nil
+		store.mu.Unlock()
+		l.Record(entry("a", 3))
 		l.WriteAll(context.Background())
-		if n := dropped(t, reg, tenants.DropWriteFailed); n != 3 || l.Pending() != 0 {
-			t.Fatalf("dropped %d, pending %d; want 3 dropped and none pending", n, l.Pending())
+		if got := fmt.Sprint(refs(store.saved)); got != "[a-0 a-1 a-2 a-3]" || l.Pending() != 0 {
+			t.Fatalf("after the database came back: saved %s, pending %d", got, l.Pending())
+		}
+
+		store.mu.Lock()
+		store.fail = errors.New("down again")
+		store.mu.Unlock()
+		l.Record(entry("a", 4))
+		l.WriteAll(context.Background())
+		now = now.Add(time.Minute)
+		l.WriteAll(context.Background())
+		if n := dropped(t, reg, tenants.DropWriteFailed); n != 1 || l.Pending() != 0 {
+			t.Fatalf("after a minute of failing: dropped %d, pending %d; want 1 and 0", n, l.Pending())
+		}
+		if w := strings.Count(logs.String(), "level=WARN"); w != 2 || strings.Count(logs.String(), "works again") != 1 {
+			t.Fatalf("two outages logged as:\n%s", logs.String())
 		}
 	})
 	t.Run("stopping writes what is left", func(t *testing.T) {
