@@ -341,3 +341,32 @@ func TestPurgeDeliveries(t *testing.T) {
 		t.Fatalf("purged before %v, want %v", store.purged[0], want)
 	}
 }
+
+func TestRunDeliveryRetentionPurgesAtStartAndOnEachTick(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	store := &memDeliveries{saved: []tenants.Delivery{{WorkspaceID: "a", At: now.Add(-8 * 24 * time.Hour)}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		tenants.RunDeliveryRetention(ctx, store, 5*time.Millisecond, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+		close(done)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		store.mu.Lock()
+		runs, left := len(store.purged), len(store.saved)
+		store.mu.Unlock()
+		if runs >= 3 {
+			if left != 0 {
+				t.Fatalf("%d entries older than 7 days left after %d purges", left, runs)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d purges in 5 s, want at least 3", runs)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+}
