@@ -164,8 +164,10 @@ func handleMattermostPush(ps *pusher) http.Handler {
 				Message: "platform " + strconv.Quote(msg.Platform) + " is not served by this gateway; it serves " + ps.platformList()}, start)
 			return
 		}
+		note := deliveryNote{protocol: tenants.ProtocolMattermost, ref: msg.AckID, app: app.ID(), token: msg.DeviceID}
 		prep, res := app.PrepareMattermost(&msg, p.Workspace.Privacy == tenants.PrivacyIDOnly)
 		if prep == nil {
+			ps.logDelivery(p, note, tenants.DeliveryFailed, res.Reason)
 			ps.writeMMError(w, r, tenants.Errorf(tenants.CodeUndeliverable, "not sent: %s", res.Reason), start)
 			return
 		}
@@ -173,7 +175,7 @@ func handleMattermostPush(ps *pusher) http.Handler {
 		if msg.AckID != "" {
 			key = dedupeKey("mm", msg.DeviceID, msg.AckID)
 		}
-		out, err := ps.push(r.Context(), p, key, prep)
+		out, err := ps.push(r.Context(), p, key, note, prep)
 		if err != nil {
 			ps.writeMMError(w, r, err, start)
 			return

@@ -49,6 +49,8 @@ type pusher struct {
 	log        *slog.Logger
 	now        func() time.Time
 	metrics    *pushMetrics
+	// deliveries is the delivery log's buffer; nil when the log is off.
+	deliveries *tenants.DeliveryLog
 
 	mu       sync.Mutex
 	limiters map[string]*workspaceLimiter
@@ -66,17 +68,27 @@ type sent struct {
 	res       gateway.Result
 }
 
+// deliveryNote names a push for the delivery log, never its content.
+type deliveryNote struct {
+	protocol string
+	ref      string // Mattermost ack_id, Rocket.Chat messageId
+	app      string
+	token    string // the device token; the log keeps its first characters
+}
+
 // push runs a prepared notification through what every protocol shares:
 // admission, delivery and settlement. An error means it was refused and
 // nothing was sent; prep is released either way.
-func (ps *pusher) push(ctx context.Context, p *tenants.Principal, dedupeKey string, prep *gateway.Prepared) (sent, error) {
+func (ps *pusher) push(ctx context.Context, p *tenants.Principal, dedupeKey string, note deliveryNote, prep *gateway.Prepared) (sent, error) {
 	v, err := ps.admit(ctx, p, dedupeKey)
 	if err != nil {
 		prep.Release()
+		ps.logRefused(p, note, err)
 		return sent{}, err
 	}
 	if v.Decision == tenants.Duplicate {
 		prep.Release()
+		ps.logDelivery(p, note, tenants.DeliveryDuplicate, "")
 		return sent{duplicate: true}, nil
 	}
 	// An admitted push is counted, so it is forwarded and settled even when
@@ -84,7 +96,43 @@ func (ps *pusher) push(ctx context.Context, p *tenants.Principal, dedupeKey stri
 	ctx = context.WithoutCancel(ctx)
 	res := prep.Send(ctx)
 	ps.settle(ctx, p, dedupeKey, res)
+	ps.logDelivery(p, note, deliveryResult(res.Outcome), res.Reason)
 	return sent{res: res}, nil
+}
+
+// logDelivery hands an entry to the delivery log's buffer: memory only.
+func (ps *pusher) logDelivery(p *tenants.Principal, note deliveryNote, result tenants.DeliveryResult, reason string) {
+	if ps.deliveries == nil {
+		return
+	}
+	ps.deliveries.Record(tenants.Delivery{WorkspaceID: p.Workspace.ID, At: ps.now().UTC(), Protocol: note.protocol,
+		Ref: note.ref, App: note.app, Result: result, Reason: reason, TokenPrefix: tenants.TokenPrefixOf(note.token)})
+}
+
+// logRefused logs a push refused before sending, with the refusal's reason.
+func (ps *pusher) logRefused(p *tenants.Principal, note deliveryNote, err error) {
+	if ps.deliveries == nil {
+		return
+	}
+	e := tenants.AsError(err)
+	reason := e.Reason
+	if reason == "" {
+		reason = string(e.Code)
+	}
+	ps.logDelivery(p, note, tenants.DeliveryRefused, reason)
+}
+
+// deliveryResult is the log's word for a provider's answer.
+func deliveryResult(o gateway.Outcome) tenants.DeliveryResult {
+	switch o {
+	case gateway.Delivered:
+		return tenants.DeliveryDelivered
+	case gateway.DeadToken:
+		return tenants.DeliveryDeadToken
+	case gateway.RetryLater:
+		return tenants.DeliveryRetryLater
+	}
+	return tenants.DeliveryFailed
 }
 
 // admit applies the rules that hold on every protocol before anything is

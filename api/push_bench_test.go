@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -94,11 +95,20 @@ func (*rewindBody) Close() error { return nil }
 // notification), which is what the design's budget of 40 counts.
 func BenchmarkMattermostPush(b *testing.B) {
 	for _, platform := range []string{"apple_rn", "android_rn"} {
-		b.Run(platform, func(b *testing.B) { benchMattermostPush(b, platform) })
+		b.Run(platform, func(b *testing.B) { benchMattermostPush(b, platform, false) })
 	}
 }
 
-func benchMattermostPush(b *testing.B, platform string) {
+// BenchmarkMattermostPushDeliveryLog is the same path with the delivery log
+// off and on (its writer storing batches in the background): what the log
+// costs a push.
+func BenchmarkMattermostPushDeliveryLog(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("log=%v", on), func(b *testing.B) { benchMattermostPush(b, "apple_rn", on) })
+	}
+}
+
+func benchMattermostPush(b *testing.B, platform string, deliveryLog bool) {
 	ctx := context.Background()
 	apps, _ := mustSandboxApps(b, gateway.Options{})
 	db, err := sqlstore.Open(ctx, storetest.SQLite(b), nil)
@@ -124,8 +134,16 @@ func benchMattermostPush(b *testing.B, platform string) {
 	rdb, prefix := storetest.Redis(b)
 	quotas := redisquota.New(rdb, redisquota.Options{Prefix: prefix})
 	b.Cleanup(quotas.Close)
+	var dl *tenants.DeliveryLog
+	if deliveryLog {
+		dl = tenants.NewDeliveryLog(tenants.DeliveryLogOptions{Store: db})
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { dl.Run(runCtx); close(done) }()
+		b.Cleanup(func() { stop(); <-done })
+	}
 	h := api.NewHandler(api.Deps{Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(),
-		Tenants: svc, Apps: apps, Quotas: quotas, RateLimits: map[tenants.Plan]api.RateLimit{}})
+		Tenants: svc, Apps: apps, Quotas: quotas, RateLimits: map[tenants.Plan]api.RateLimit{}, Deliveries: dl})
 
 	app, _ := apps.App(platform)
 	// The body of a real Mattermost server, for this platform.

@@ -134,8 +134,12 @@ func handleRocketChatPush(ps *pusher, kind string) http.Handler {
 		}
 		// The duplicate key is taken before id_only strips the payload.
 		key := ""
+		note := deliveryNote{protocol: tenants.ProtocolRocketChat, app: app.ID(), token: msg.Token}
 		if id, typ := msg.Options.MessageRef(); id != "" {
 			key = dedupeKey("rc", msg.Token, id, typ)
+			note.ref = id
+		} else if n := msg.Options.NotID; n != nil && ps.deliveries != nil {
+			note.ref = "notId " + strconv.Itoa(*n)
 		}
 		if p.Workspace.Privacy == tenants.PrivacyIDOnly {
 			if err := msg.StripContent(); err != nil {
@@ -145,10 +149,11 @@ func handleRocketChatPush(ps *pusher, kind string) http.Handler {
 		}
 		prep, res := app.PrepareRocketChat(&msg, voip)
 		if prep == nil {
+			ps.logDelivery(p, note, tenants.DeliveryFailed, res.Reason)
 			ps.writeRCError(w, r, tenants.Errorf(tenants.CodeUndeliverable, "not sent: %s", res.Reason), start)
 			return
 		}
-		out, err := ps.push(r.Context(), p, key, prep)
+		out, err := ps.push(r.Context(), p, key, note, prep)
 		if err != nil {
 			ps.writeRCError(w, r, err, start)
 			return

@@ -101,6 +101,8 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 			r.Method(http.MethodGet, "/upgrade", http.RedirectHandler("/billing", http.StatusSeeOther))
 			r.Method(http.MethodGet, "/operator/health", dash.OperatorHealth())
 			r.Method(http.MethodGet, "/operator/workspaces/{id}", dash.OperatorWorkspace())
+			r.Method(http.MethodGet, "/deliveries", dash.Deliveries())
+			r.Method(http.MethodGet, "/test-push", dash.TestPushPage(testPusher{ps}))
 			r.Group(func(r chi.Router) {
 				r.Use(dash.CheckCSRF)
 				r.Method(http.MethodPost, "/signup", dash.SignUp())
@@ -123,6 +125,7 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 				for _, action := range []string{web.ActionSuspend, web.ActionResume, web.ActionPlan, web.ActionToken, web.ActionPushes} {
 					r.Method(http.MethodPost, "/operator/workspaces/{id}/"+action, dash.OperatorAction(action))
 				}
+				r.Method(http.MethodPost, "/test-push", dash.SendTestPush(testPusher{ps}))
 			})
 		})
 	}

@@ -62,6 +62,8 @@ type Deps struct {
 	History    UsageHistory
 	RateLimits map[tenants.Plan]RateLimit
 	Thresholds ThresholdRecorder
+	// Deliveries buffers the delivery log; nil keeps none.
+	Deliveries *tenants.DeliveryLog
 	// UpgradeURL is where an over-quota error sends a workspace admin.
 	UpgradeURL string
 	Now        func() time.Time
@@ -82,7 +84,7 @@ func NewHandler(d Deps) http.Handler {
 	}
 	ps := &pusher{
 		tenants: d.Tenants, quotas: d.Quotas, apps: d.Apps, limits: d.RateLimits, thresholds: d.Thresholds,
-		upgradeURL: d.UpgradeURL, log: d.Log, now: d.Now, metrics: newPushMetrics(d.Registry),
+		upgradeURL: d.UpgradeURL, log: d.Log, now: d.Now, metrics: newPushMetrics(d.Registry), deliveries: d.Deliveries,
 		limiters: map[string]*workspaceLimiter{},
 	}
 	m := newHTTPMetrics(d.Registry)

@@ -48,6 +48,8 @@ type testAPI struct {
 	db      *sqlstore.DB
 	logs    *lockedBuffer
 	reg     *prometheus.Registry
+	// deliveries is the delivery log, when apiOptions turned it on.
+	deliveries *tenants.DeliveryLog
 }
 
 type apiOptions struct {
@@ -60,6 +62,8 @@ type apiOptions struct {
 	// quotas wraps the database's quota store, to inject faults.
 	quotas       func(tenants.QuotaStore) tenants.QuotaStore
 	meteredPlans map[tenants.Plan]bool
+	// deliveryLog, when set, turns the delivery log on with these options (its store is the database).
+	deliveryLog *tenants.DeliveryLogOptions
 }
 
 func mustAPI(t testing.TB, dbURL string, o apiOptions) *testAPI {
@@ -88,14 +92,20 @@ func mustAPI(t testing.TB, dbURL string, o apiOptions) *testAPI {
 		quotas = o.quotas(quotas)
 	}
 	reg := prometheus.NewRegistry()
+	var deliveries *tenants.DeliveryLog
+	if o.deliveryLog != nil {
+		opts := *o.deliveryLog
+		opts.Store, opts.Log, opts.Registerer = db, log, reg
+		deliveries = tenants.NewDeliveryLog(opts)
+	}
 	h := api.NewHandler(api.Deps{
 		Log: log, Registry: reg, Tenants: svc, PublicURL: "https://" + o.region + ".gw.example",
 		RegistrationOpen: o.registrationOpen, RegistrationsPerHour: o.perHour, TrustProxy: o.trustProxy,
-		Quotas: quotas, History: db, Apps: o.apps, RateLimits: o.rateLimits,
+		Quotas: quotas, History: db, Apps: o.apps, RateLimits: o.rateLimits, Deliveries: deliveries,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testAPI{URL: srv.URL, handler: h, svc: svc, db: db, logs: logs, reg: reg}
+	return &testAPI{URL: srv.URL, handler: h, svc: svc, db: db, logs: logs, reg: reg, deliveries: deliveries}
 }
 
 // call sends a JSON request and decodes the JSON answer.

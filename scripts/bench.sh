@@ -7,6 +7,9 @@
 #   1 direct            straight to the sandbox with the gateway's provider clients, at saturation
 #   2 gateway-sqlite    through the embedded gateway, at saturation
 #   3 gateway-redis     through the gateway with Redis quotas, at saturation
+#   3b gateway-redis-nolog  the same through a second gateway on the same database
+#                       and Redis with the delivery log off (delivery_log: off):
+#                       what the log costs the push path
 #   4 gateway-redis-half  the same at a fixed rate of half of run 3's figure
 #   5 direct-half       direct at that fixed rate; 4 minus 5 is the added latency
 # then prints one summary (`pushgate bench -summary`). With BENCH_SOAK set, a
@@ -134,7 +137,8 @@ json_inner() {
 
 # --- build, services, output ------------------------------------------------
 make --no-print-directory build
-bash scripts/test-services.sh
+# Without the lock's descriptor: services it starts outlive this run and must not hold the lock.
+bash scripts/test-services.sh 9>&-
 
 mkdir -p "$OUT"
 rm -rf "$OUT/logs" "$OUT"/*.json "$OUT"/*.pprof "$OUT/summary.txt"
@@ -160,14 +164,14 @@ wait_until sandbox "$!" 15 port_open "$SB_PORT"
 say "sandbox providers at https://127.0.0.1:$SB_PORT"
 
 # --- gateways -----------------------------------------------------------------
-# start_gateway NAME DATABASE_URL REDIS_URL: migrates, serves, creates the
-# workspaces; sets GW_PID, GW_URL and GW_TOKENS.
+# start_gateway NAME DATABASE_URL REDIS_URL [ENV=VALUE…]: migrates, serves,
+# creates the workspaces; sets GW_PID, GW_URL and GW_TOKENS.
 # Every gateway and its CLI sign workspace tokens with one key made for this run.
 TOKEN_KEY="bk:$(head -c 32 /dev/urandom | base64)"
 start_gateway() {
   local name=$1 port; port=$(free_port)
   local -a env=(PUSHGATE_LISTEN="127.0.0.1:$port" PUSHGATE_PUBLIC_URL="http://127.0.0.1:$port" PUSHGATE_TOKEN_KEY="$TOKEN_KEY"
-    PUSHGATE_DATABASE_URL="$2" PUSHGATE_REDIS_URL="$3" PUSHGATE_APPS_FILE="$APPS" PUSHGATE_LOG_LEVEL=warn)
+    PUSHGATE_DATABASE_URL="$2" PUSHGATE_REDIS_URL="$3" PUSHGATE_APPS_FILE="$APPS" PUSHGATE_LOG_LEVEL=warn "${@:4}")
   GW_PPROF=
   if [ -n "$PROFILE" ]; then
     GW_PPROF=127.0.0.1:$(free_port)
@@ -196,6 +200,8 @@ start_gateway gateway-sqlite "sqlite:$WORK/pushgate.db" ""
 SQLITE_PID=$GW_PID SQLITE_URL=$GW_URL SQLITE_TOKENS=$GW_TOKENS SQLITE_PPROF=$GW_PPROF
 start_gateway gateway-redis "postgres://$PG_USER@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable" "$REDIS_URL"
 REDIS_GW_PID=$GW_PID REDIS_GW_URL=$GW_URL REDIS_GW_TOKENS=$GW_TOKENS REDIS_GW_PPROF=$GW_PPROF
+start_gateway gateway-redis-nolog "postgres://$PG_USER@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable" "$REDIS_URL" PUSHGATE_DELIVERY_LOG=off
+NOLOG_GW_PID=$GW_PID NOLOG_GW_URL=$GW_URL NOLOG_GW_TOKENS=$GW_TOKENS
 
 # --- runs -----------------------------------------------------------------------
 # The other processes on the machine are watched too, to show where the CPU went.
@@ -295,6 +301,7 @@ per_push() { awk -v a="$1" -v b="$2" -v n="$pushes" -v f="$3" 'BEGIN { printf f,
 
 sat=$(json_number "$OUT/gateway-redis.json" requests_per_s)
 [ -n "$sat" ] || die "no requests_per_s in $OUT/gateway-redis.json"
+bench gateway-redis-nolog -url "$NOLOG_GW_URL" -tokens "$NOLOG_GW_TOKENS" -pid "$NOLOG_GW_PID"
 half=$(awk -v s="$sat" 'BEGIN { r = int(s / 2); if (r < 1) r = 1; print r }')
 profile_during gateway-redis-half "$REDIS_GW_PPROF"
 bench gateway-redis-half -url "$REDIS_GW_URL" -tokens "$REDIS_GW_TOKENS" -pid "$REDIS_GW_PID" -rate "$half"
@@ -337,8 +344,12 @@ soak_summary() {
     "($(per_push "$cmds0" "$cmds1" %.1f) Redis commands, those run by scripts included)," \
     "$(per_push "$xacts0" "$xacts1" %.4f) PostgreSQL transactions, $(per_push "$mem0" "$mem1" %+.0f) bytes of Redis used_memory;"
   echo "redis after gateway-redis: used_memory_human=$redis_memory, $redis_keys keys in db $REDIS_DB"
+  awk -v on="$sat" -v off="$(json_number "$OUT/gateway-redis-nolog.json" requests_per_s)" -v d="$(json_number "$OUT/direct.json" requests_per_s)" \
+    -v con="$(json_inner "$OUT/gateway-redis.json" cpu_s_per_1000)" -v coff="$(json_inner "$OUT/gateway-redis-nolog.json" cpu_s_per_1000)" \
+    'BEGIN { printf "delivery log (target: within 3%%): on, gateway-redis %.0f req/s = %.3f of direct, %.3f cpu s/1k; off, gateway-redis-nolog %.0f req/s = %.3f of direct, %.3f cpu s/1k; on - off: %+.1f%% req/s, %+.1f%% cpu per push\n",
+      on, on / d, con, off, off / d, coff, (on - off) / off * 100, (con - coff) / coff * 100 }'
   echo
-  "$BIN" bench -summary "$OUT/direct.json" "$OUT/gateway-sqlite.json" "$OUT/gateway-redis.json" \
+  "$BIN" bench -summary "$OUT/direct.json" "$OUT/gateway-sqlite.json" "$OUT/gateway-redis.json" "$OUT/gateway-redis-nolog.json" \
     "$OUT/gateway-redis-half.json" "$OUT/direct-half.json"
   if [ -n "$SOAK" ]; then
     echo

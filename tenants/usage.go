@@ -50,6 +50,17 @@ func RollupUsage(ctx context.Context, svc *Service, quotas QuotaStore, archive U
 	return written, nil
 }
 
+// QuotaEvent is the first time a workspace's count reached a share of its monthly limit.
+type QuotaEvent struct {
+	WorkspaceID string
+	Period      Period
+	// Threshold is the share in percent: 80 or 100.
+	Threshold int
+	Used      int64
+	Limit     int64
+	At        time.Time
+}
+
 // QuotaEventStore records the first time a workspace reaches a threshold in a period.
 type QuotaEventStore interface {
 	RecordQuotaEvent(ctx context.Context, workspaceID string, p Period, threshold int, used, limit int64, at time.Time) (bool, error)

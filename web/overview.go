@@ -24,6 +24,8 @@ type overviewData struct {
 	Terms       tenants.TermsState
 	// PaymentGraceUntil is set while a failed payment keeps the plan until then.
 	PaymentGraceUntil *time.Time
+	Rates             deliveryRates
+	Events            []quotaEventRow
 }
 
 type monthRow struct {
@@ -69,6 +71,13 @@ func (dash *Dashboard) Overview() http.Handler {
 		}
 		if g := ws.Billing.GraceUntil; g != nil && g.After(now) {
 			o.PaymentGraceUntil = g
+		}
+		o.Rates = ratesOf(u.Daily)
+		if dash.d.QuotaEvents != nil {
+			if o.Events, err = dash.quotaEvents(ctx, ws.ID); err != nil {
+				dash.fail(w, r, "", view{}, err)
+				return
+			}
 		}
 		months := []tenants.Usage{u}
 		if dash.d.History != nil {

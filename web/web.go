@@ -52,6 +52,12 @@ type Deps struct {
 	Billing *billing.Service
 	// Health is what the operator's region health page shows.
 	Health Health
+	// Deliveries reads the delivery log; nil when it is off.
+	Deliveries DeliveryReader
+	// QuotaEvents reads the 80%/100% events for the overview; nil shows none.
+	QuotaEvents QuotaEventReader
+	// Apps are the push app ids the delivery log filters by.
+	Apps []string
 }
 
 // Dashboard serves the pages; its handler makers are routed by api.
@@ -61,12 +67,15 @@ type Dashboard struct {
 	secure bool // cookies are Secure when the public URL is https
 	assets http.Handler
 	mails  sync.WaitGroup // mails still being sent after their answer
+	// testLimits bounds each workspace's test pushes.
+	testLimits testPushLimits
 }
 
 // The pages, one template file each, all inside layout.html.
 var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error",
 	"forgot", "reset", "accept", "billing",
-	"operator_workspace", "operator_confirm", "operator_health"}
+	"operator_workspace", "operator_confirm", "operator_health",
+	"deliveries", "testpush"}
 
 // New parses every template once, so a broken template fails the start, not a request.
 func New(d Deps) (*Dashboard, error) {

@@ -65,6 +65,7 @@ type config struct {
 	UpgradeURL       string `yaml:"upgrade_url"`
 	RateLimits       string `yaml:"rate_limits"`
 	PprofListen      string `yaml:"pprof_listen"`
+	DeliveryLog      string `yaml:"delivery_log"`
 
 	// Derived by validate.
 	publicURLDerived bool // public_url was not set: it follows the listen address
@@ -72,6 +73,7 @@ type config struct {
 	regions          map[string]string
 	shutdownTimeout  time.Duration
 	registrationOpen bool
+	deliveryLogOn    bool
 	registrationsPH  int
 	trustProxy       bool
 	termsPublished   time.Time
@@ -135,6 +137,7 @@ func settings() []setting {
 		{"upgrade_url", "PUSHGATE_UPGRADE_URL", "", "where over-quota errors send workspace admins (default PUBLIC_URL/upgrade)", func(c *config) *string { return &c.UpgradeURL }},
 		{"rate_limits", "PUSHGATE_RATE_LIMITS", "", "per-workspace burst limits by plan, PLAN=PER_SECOND/BURST,… (default free=500/20000,pro=2000/50000,enterprise=5000/100000)", func(c *config) *string { return &c.RateLimits }},
 		{"pprof_listen", "PUSHGATE_PPROF_LISTEN", "pprof-listen", "serve Go's profiler on this address (keep it on loopback); off when empty", func(c *config) *string { return &c.PprofListen }},
+		{"delivery_log", "PUSHGATE_DELIVERY_LOG", "", "the dashboard's delivery log of the last 7 days: on or off", func(c *config) *string { return &c.DeliveryLog }},
 		{"sandbox_listen", "PUSHGATE_SANDBOX_LISTEN", "sandbox-listen", "--dev: address of the in-process sandbox providers", func(c *config) *string { return &c.SandboxListen }},
 	}
 }
@@ -149,6 +152,7 @@ func defaultConfig() config {
 		DataDir:         "./data",
 		SandboxListen:   "127.0.0.1:0",
 		Registration:    "open",
+		DeliveryLog:     "on",
 		RegistrationsPH: "10",
 		TrustProxy:      "false",
 		TermsVersion:    "2026-11-01",
@@ -298,6 +302,12 @@ func (c *config) validate() error {
 		return bad("shutdown_timeout", "expected a positive duration such as 20s, got %q", c.ShutdownTimeout)
 	}
 	c.shutdownTimeout = d
+	switch c.DeliveryLog {
+	case "on", "off":
+		c.deliveryLogOn = c.DeliveryLog == "on"
+	default:
+		return bad("delivery_log", "must be on or off, got %q", c.DeliveryLog)
+	}
 	switch c.Registration {
 	case "open", "closed":
 		c.registrationOpen = c.Registration == "open"

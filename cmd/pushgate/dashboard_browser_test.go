@@ -90,7 +90,13 @@ func screenshot(name string) chromedp.Action[chromedp.Void] {
 // mustPush sends one Mattermost push to a push server URL as a Mattermost server would.
 func mustPush(t *testing.T, pushServerURL string) (int, string) {
 	t.Helper()
-	body := `{"platform":"apple_rn","server_id":"browser-test","device_id":"device-1","type":"message","message":"hello","ack_id":"` +
+	return mustPushTo(t, pushServerURL, "device-1")
+}
+
+// mustPushTo is mustPush to a given device token.
+func mustPushTo(t *testing.T, pushServerURL, device string) (int, string) {
+	t.Helper()
+	body := `{"platform":"apple_rn","server_id":"browser-test","device_id":"` + device + `","type":"message","message":"hello","ack_id":"` +
 		time.Now().Format("150405.000000000") + `"}`
 	resp, err := http.Post(pushServerURL+"/api/v1/send_push", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -150,6 +156,8 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatalf("the connect page shows Mattermost URL %q and token %q", mattermostURL, token)
 	}
 
+	currentURL := mattermostURL // the push URL with the workspace's current token
+
 	t.Run("a copy button runs under the page's policy and says it copied", func(t *testing.T) {
 		run("copying the Mattermost URL",
 			chromedp.Click(chromedp.CSS(`button[data-copy="mattermost-url"]`)),
@@ -190,7 +198,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	t.Run("the pages fit a phone's width without scrolling sideways", func(t *testing.T) {
 		defer run("widening the viewport again", chromedp.EmulateViewport(1280, 900))
 		run("narrowing the viewport", chromedp.EmulateViewport(390, 844))
-		for _, page := range []string{"overview", "connect", "account"} {
+		for _, page := range []string{"overview", "connect", "account", "deliveries", "test-push"} {
 			run("opening "+page, chromedp.Navigate(s.URL+"/"+page), chromedp.WaitVisible(chromedp.CSS("h1")), screenshot(page+"-phone"))
 			fits, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
 			if err != nil {
@@ -210,6 +218,7 @@ func TestDashboardInABrowser(t *testing.T) {
 			chromedp.WaitVisible(chromedp.ID("token-once")),
 		)
 		newURL := text("#mattermost-url")
+		currentURL = newURL
 		if newURL == mattermostURL || !strings.Contains(newURL, "/mm/pgw_us_") {
 			t.Fatalf("after rotation the Mattermost URL is %q (before: %q)", newURL, mattermostURL)
 		}
@@ -245,6 +254,48 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 		if used != "2" {
 			t.Fatalf("after signing in again the overview shows %q used, want 2", used)
+		}
+	})
+
+	t.Run("the delivery log lists the pushes with a dead token marked", func(t *testing.T) {
+		if status, body := mustPushTo(t, currentURL, "unregistered-browser"); status != 200 || body != `{"status":"REMOVE"}` {
+			t.Fatalf("dead token push answered %d %s", status, body)
+		}
+		// The log is written within a second of the push.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			run("opening the delivery log", chromedp.Navigate(s.URL+"/deliveries"), chromedp.WaitVisible(chromedp.CSS("h1")))
+			n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#deliveries tr.dead-token').length`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 10 s the delivery log shows %d dead-token rows, want 1", n)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		run("looking at it", screenshot("deliveries"))
+		rows := text("#deliveries tbody")
+		if !strings.Contains(rows, "unregi…") || !strings.Contains(rows, "Dead token") || !strings.Contains(rows, "Delivered") ||
+			strings.Contains(rows, "unregistered-browser") {
+			t.Fatalf("the delivery log shows:\n%s", rows)
+		}
+	})
+
+	t.Run("a test push from the page is delivered and says so", func(t *testing.T) {
+		run("sending a test push",
+			chromedp.Navigate(s.URL+"/test-push"),
+			chromedp.WaitVisible(chromedp.ID("send-test")),
+			chromedp.SendKeys(chromedp.ID("token"), "browser-test-device"),
+			chromedp.Click(chromedp.ID("send-test")),
+			chromedp.WaitVisible(chromedp.ID("answer")),
+			screenshot("test-push"),
+		)
+		if answer := text("#answer"); !strings.HasPrefix(answer, "Delivered") {
+			t.Fatalf("the test push answered %q", answer)
 		}
 	})
 

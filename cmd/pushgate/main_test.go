@@ -313,6 +313,7 @@ func TestBadConfigurationExitsBeforeListening(t *testing.T) {
 		{"legacy tokens neither accepted nor refused", map[string]string{"PUSHGATE_LEGACY_TOKENS": "maybe"}, nil, "PUSHGATE_LEGACY_TOKENS"},
 		{"an auth timeout that is not a duration", map[string]string{"PUSHGATE_AUTH_TIMEOUT": "2"}, nil, "PUSHGATE_AUTH_TIMEOUT"},
 		{"a stale bound below the cache TTL", map[string]string{"PUSHGATE_AUTH_STALE_MAX": "1s"}, nil, "PUSHGATE_AUTH_STALE_MAX"},
+		{"a delivery log neither on nor off", map[string]string{"PUSHGATE_DELIVERY_LOG": "maybe"}, nil, "PUSHGATE_DELIVERY_LOG"},
 		{"no failed authentications allowed", map[string]string{"PUSHGATE_AUTH_FAILURES_PER_MINUTE": "0"}, nil, "PUSHGATE_AUTH_FAILURES_PER_MINUTE"},
 	}
 	for _, tt := range tests {

@@ -143,6 +143,20 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 
+	// The delivery log's writer flushes what is left when the jobs stop, after
+	// the server has stopped taking pushes and before the database closes.
+	var deliveries *tenants.DeliveryLog
+	if cfg.deliveryLogOn {
+		deliveries = tenants.NewDeliveryLog(tenants.DeliveryLogOptions{Store: db, Log: log.With("component", "delivery_log"), Registerer: reg})
+		jobs.Add(1)
+		go func() { defer jobs.Done(); deliveries.Run(jobsCtx) }()
+	}
+	jobs.Add(1)
+	go func() {
+		defer jobs.Done()
+		tenants.RunDeliveryRetention(jobsCtx, db, time.Hour, time.Now, log.With("component", "delivery_log"))
+	}()
+
 	cleanup.add(func() { stopJobs(); jobs.Wait() })
 
 	apps, sb, err := openRegistry(ctx, cfg, *dev, getenv, log, reg, &cleanup)
@@ -153,13 +167,18 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	jobs.Add(2)
 	go func() { defer jobs.Done(); rates.Run(jobsCtx, pushRateSampling) }()
 	go func() { defer jobs.Done(); refreshWorkspaceUsage(jobsCtx, db, log) }()
+	webDeps := web.Deps{Tenants: svc, Accounts: db, Quotas: quotas, History: db,
+		Region: cfg.Region, PublicURL: cfg.PublicURL, RegistrationOpen: cfg.registrationOpen, SignUpsPerHour: cfg.registrationsPH, Log: log.With("component", "dashboard")}
+	webDeps.QuotaEvents, webDeps.Apps = db, appIDs(apps)
+	if deliveries != nil {
+		webDeps.Deliveries = db
+	}
 	mailer, err := newMailer(cfg, *dev, log)
 	if err != nil {
 		return err
 	}
-	dash, err := web.New(web.Deps{Tenants: svc, Accounts: db, Quotas: quotas, History: db,
-		Region: cfg.Region, PublicURL: cfg.PublicURL, RegistrationOpen: cfg.registrationOpen, SignUpsPerHour: cfg.registrationsPH, Log: log.With("component", "dashboard"),
-		Mail: mailer, Billing: bill, Health: regionHealth(cfg, rq != nil, ready, apps, reg, rates)})
+	webDeps.Mail, webDeps.Billing, webDeps.Health = mailer, bill, regionHealth(cfg, rq != nil, ready, apps, reg, rates)
+	dash, err := web.New(webDeps)
 	if err != nil {
 		return err
 	}
@@ -185,6 +204,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		Quotas:     quotas,
 		History:    db,
 		Thresholds: tenants.ThresholdLog{Store: db, Log: log, Now: time.Now},
+		Deliveries: deliveries,
 		UpgradeURL: cfg.upgradeURL,
 		RateLimits: cfg.rateLimits,
 		Billing:    bill,

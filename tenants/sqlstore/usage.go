@@ -24,15 +24,7 @@ const maxHistoryMonths = 120
 const maxQuotaEvents = 1000
 
 // QuotaEvent is the first time a workspace's count reached a share of its monthly limit.
-type QuotaEvent struct {
-	WorkspaceID string
-	Period      tenants.Period
-	// Threshold is the share in percent: 80 or 100.
-	Threshold int
-	Used      int64
-	Limit     int64
-	At        time.Time
-}
+type QuotaEvent = tenants.QuotaEvent
 
 type quotaEventRow struct {
 	WorkspaceID string    `gorm:"column:workspace_id"`
