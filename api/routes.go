@@ -57,6 +57,20 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 		r.Method(http.MethodPost, "/api/v1/workspace/billing/portal", handlePortal(d.Billing, d.Log))
 	})
 
+	// Rocket.Chat Cloud registration (cloud.go): what a stock Rocket.Chat
+	// server calls on its Cloud_Url to register and get push access tokens.
+	r.Method(http.MethodPost, "/api/v2/register/workspace/intent",
+		handleCloudIntent(d.Tenants, newIPLimiter(d.RegistrationsPerHour, d.RegistrationsPerHour), d.Log))
+	r.Method(http.MethodGet, "/api/v2/register/workspace/poll", handleCloudPoll(d.Tenants, d.Now, d.Log))
+	r.Method(http.MethodPost, "/api/oauth/token", handleCloudToken(d.Tenants, d.Log))
+	r.Group(func(r chi.Router) {
+		r.Use(rcLimit, requireCloudClient(d.Tenants, d.Log))
+		r.Method(http.MethodPost, "/api/v2/workspaces/{workspace}/sync", handleCloudSync())
+		r.Method(http.MethodPost, "/api/v2/workspaces/{workspace}/client", handleCloudClientSync(d.Quotas, d.UpgradeURL, d.Now, d.Log))
+		r.Method(http.MethodGet, "/api/v2/workspaces/{workspace}/license", handleCloudLicense(d.Now))
+		r.Method(http.MethodPost, "/api/v3/comms/workspace", handleCloudComms(d.Quotas, d.UpgradeURL, d.Now, d.Log))
+	})
+
 	// Stripe's signed webhooks.
 	r.Method(http.MethodPost, "/webhooks/stripe", handleStripeWebhook(d.Billing, d.Log))
 
@@ -72,6 +86,8 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 			r.Method(http.MethodGet, "/connect", dash.Connect())
 			r.Method(http.MethodGet, "/account", dash.Account())
 			r.Method(http.MethodGet, "/operator", dash.Operator())
+			r.Method(http.MethodGet, "/cloud", dash.Cloud())
+			r.Method(http.MethodGet, "/cloud/confirm", dash.CloudConfirmPage())
 			r.Group(func(r chi.Router) {
 				r.Use(dash.CheckCSRF)
 				r.Method(http.MethodPost, "/signup", dash.SignUp())
@@ -81,6 +97,9 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 				r.Method(http.MethodPost, "/connect/token", dash.RotateToken())
 				r.Method(http.MethodPost, "/connect/settings", dash.UpdateSettings())
 				r.Method(http.MethodPost, "/account/password", dash.ChangePassword())
+				r.Method(http.MethodPost, "/cloud/confirm", dash.CloudConfirm())
+				r.Method(http.MethodPost, "/cloud/manual", dash.CloudManual())
+				r.Method(http.MethodPost, "/cloud/revoke", dash.CloudRevoke())
 			})
 		})
 	}

@@ -591,3 +591,17 @@ func newCloudClientID() (string, error) {
 	}
 	return "rcc_" + string(b[:]), nil
 }
+
+// QuotaLevel is how much of its monthly quota a workspace used, in the
+// steps a Rocket.Chat admin is told about: 0 (below 80%), 80 or 100.
+func QuotaLevel(used, limit int64) int {
+	switch {
+	case limit == Unlimited:
+		return 0
+	case used >= limit:
+		return 100
+	case used*5 >= limit*4:
+		return 80
+	}
+	return 0
+}

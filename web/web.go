@@ -54,7 +54,8 @@ type Dashboard struct {
 }
 
 // The pages, one template file each, all inside layout.html.
-var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error"}
+var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error",
+	"cloud", "cloudconfirm"}
 
 // New parses every template once, so a broken template fails the start, not a request.
 func New(d Deps) (*Dashboard, error) {
