@@ -323,7 +323,7 @@ WHERE t.token_hash = ? AND t.expires_at > ? AND c.revoked_at IS NULL
 LIMIT 1`
 
 type accessRow struct {
-	workspaceRow
+	Workspace       workspaceRow `gorm:"embedded"`
 	AccessClientID  string    `gorm:"column:access_client_id"`
 	AccessExpiresAt time.Time `gorm:"column:access_expires_at"`
 	AccessScope     string    `gorm:"column:access_scope"`
@@ -343,6 +343,6 @@ func (db *DB) AuthenticateAccessToken(ctx context.Context, hash string, now time
 	if res.RowsAffected == 0 {
 		return nil, nil, notFound
 	}
-	ws := row.workspace()
+	ws := row.Workspace.workspace()
 	return ws, &tenants.CloudAccessToken{Hash: hash, ClientID: row.AccessClientID, WorkspaceID: ws.ID, Scope: row.AccessScope, ExpiresAt: row.AccessExpiresAt.UTC()}, nil
 }
