@@ -324,9 +324,9 @@ LIMIT 1`
 
 type accessRow struct {
 	Workspace       workspaceRow `gorm:"embedded"`
-	AccessClientID  string    `gorm:"column:access_client_id"`
-	AccessExpiresAt time.Time `gorm:"column:access_expires_at"`
-	AccessScope     string    `gorm:"column:access_scope"`
+	AccessClientID  string       `gorm:"column:access_client_id"`
+	AccessExpiresAt time.Time    `gorm:"column:access_expires_at"`
+	AccessScope     string       `gorm:"column:access_scope"`
 }
 
 // AuthenticateAccessToken answers in one query.
