@@ -370,4 +370,20 @@ func TestRocketChatCloudRegistration(t *testing.T) {
 			t.Fatalf("the other client after revoking one = %d %v", code, out)
 		}
 	})
+	t.Run("an operator lists and revokes a workspace's clients from the CLI", func(t *testing.T) {
+		manualID := manual["client_id"].(string)
+		out := mustRun(t, g.env, "workspace", "cloud-clients", workspaceID, "--revoke", manualID, "--json")
+		var clients []map[string]any
+		if err := json.Unmarshal([]byte(out), &clients); err != nil || len(clients) != 2 {
+			t.Fatalf("cloud-clients printed %q", out)
+		}
+		for _, c := range clients {
+			if c["revoked_at"] == nil || c["client_id"] == manualID && !strings.HasPrefix(c["revoked_by"].(string), "operator:cli") {
+				t.Fatalf("client after the operator's revocation = %v", c)
+			}
+		}
+		if code, out := rc.token(manualID, manual["client_secret"].(string)); code != 401 || out["error"] != "oauth_invalid_client_credentials" {
+			t.Fatalf("token after the operator's revocation = %d %v", code, out)
+		}
+	})
 }
