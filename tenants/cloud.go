@@ -284,7 +284,7 @@ func (s *Service) PollCloudIntent(ctx context.Context, deviceCode string) (*Clou
 		return nil, Internal(err, "creating a client id")
 	}
 	c := CloudClient{ID: id, WorkspaceID: in.WorkspaceID, Name: in.Server.SiteName, Address: in.Server.Address,
-		UniqueID: in.Server.UniqueID, SecretHash: hashSecret(secret), Origin: CloudOriginPoll, CreatedBy: in.ConfirmedBy, CreatedAt: now}
+		UniqueID: in.Server.UniqueID, SecretHash: hashSecret(secret), Origin: CloudOriginPoll, CreatedBy: "owner:" + in.ConfirmedBy, CreatedAt: now}
 	audit := AuditEntry{Actor: "rocketchat:" + in.Server.UniqueID, Action: "cloud.client_issued", WorkspaceID: in.WorkspaceID,
 		Source: "rocketchat", Detail: "client=" + id + " address=" + in.Server.Address, CreatedAt: now}
 	if err := s.store.ClaimCloudIntent(ctx, in.ID, c, audit); err != nil {

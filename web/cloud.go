@@ -83,7 +83,9 @@ func (dash *Dashboard) renderConfirm(w http.ResponseWriter, r *http.Request, cod
 					return
 				}
 				v.Fields = map[string]string{"user_code": strings.TrimPrefix(e.Message, e.Field+": ")}
-				status = statusOf(e.Code)
+				if r.Method != http.MethodGet {
+					status = statusOf(e.Code)
+				}
 			} else {
 				data.Intent = in
 			}
@@ -91,7 +93,7 @@ func (dash *Dashboard) renderConfirm(w http.ResponseWriter, r *http.Request, cod
 	}
 	data.Accept = accepted
 	v.Data = data
-	if v.Fields != nil && status == http.StatusOK {
+	if v.Fields != nil && status == http.StatusOK && r.Method != http.MethodGet {
 		status = http.StatusBadRequest
 	}
 	dash.render(w, r, status, "cloudconfirm", v)
