@@ -480,7 +480,11 @@ func (s *Service) IssueCloudToken(ctx context.Context, clientID, secret, scope s
 	}
 	now := s.now()
 	ttl := s.cloudTokenTTL()
-	t := CloudAccessToken{Hash: HashToken(token), ClientID: c.ID, WorkspaceID: c.WorkspaceID, Scope: granted, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	// Rocket.Chat counts expires_in from when it got the answer, by its own
+	// clock, and a 401 push is lost (it never retries one): the token lives
+	// a little longer than it says.
+	leeway := min(ttl/20, 2*time.Minute)
+	t := CloudAccessToken{Hash: HashToken(token), ClientID: c.ID, WorkspaceID: c.WorkspaceID, Scope: granted, CreatedAt: now, ExpiresAt: now.Add(ttl + leeway)}
 	if err := s.store.CreateCloudAccessToken(ctx, t); err != nil {
 		return nil, err
 	}
