@@ -145,6 +145,37 @@ func handleCloudIntent(svc *tenants.Service, limiter *ipLimiter, log *slog.Logge
 	})
 }
 
+// handleCloudPreIntent answers POST /api/v2/register/workspace/pre-intent
+// (registerPreIntentWorkspaceWizard.ts): the setup wizard asks it first and
+// offers the online registration only on a 2xx, the offline one otherwise.
+// Nothing is stored: the intent that follows carries the same data.
+func handleCloudPreIntent(limiter *ipLimiter, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wait, ok := limiter.allow(clientaddr.Of(r)); !ok {
+			writeCloudError(w, r, log, &tenants.Error{Code: tenants.CodeRateLimited, RetryAfterSeconds: int(wait.Seconds()) + 1,
+				Message: "too many registration requests from your address; try again later"}, false)
+			return
+		}
+		body, err := readBody(r)
+		if err != nil {
+			writeCloudError(w, r, log, err, false)
+			return
+		}
+		var req cloudIntentRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeCloudError(w, r, log, jsonError(err), false)
+			return
+		}
+		srv := tenants.CloudServer{UniqueID: req.UniqueID, WorkspaceID: req.WorkspaceID, Address: req.Address, SiteName: req.SiteName,
+			ContactName: req.ContactName, ContactEmail: req.ContactEmail, Version: req.Version, Seats: req.Seats}
+		if err := srv.Validate(); err != nil {
+			writeCloudError(w, r, log, err, false)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+	})
+}
+
 // cloudPollPayload is what saveRegistrationData stores (saveRegistrationData.ts),
 // with the licenseData of CloudConfirmationPollData.
 type cloudPollPayload struct {

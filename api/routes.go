@@ -59,8 +59,9 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 
 	// Rocket.Chat Cloud registration (cloud.go): what a stock Rocket.Chat
 	// server calls on its Cloud_Url to register and get push access tokens.
-	r.Method(http.MethodPost, "/api/v2/register/workspace/intent",
-		handleCloudIntent(d.Tenants, newIPLimiter(d.RegistrationsPerHour, d.RegistrationsPerHour), d.Log))
+	cloudLimit := newIPLimiter(d.RegistrationsPerHour, d.RegistrationsPerHour)
+	r.Method(http.MethodPost, "/api/v2/register/workspace/pre-intent", handleCloudPreIntent(cloudLimit, d.Log))
+	r.Method(http.MethodPost, "/api/v2/register/workspace/intent", handleCloudIntent(d.Tenants, cloudLimit, d.Log))
 	r.Method(http.MethodGet, "/api/v2/register/workspace/poll", handleCloudPoll(d.Tenants, d.Now, d.Log))
 	r.Method(http.MethodPost, "/api/oauth/token", handleCloudToken(d.Tenants, d.Log))
 	r.Group(func(r chi.Router) {

@@ -153,6 +153,13 @@ func TestRocketChatCloudRegistration(t *testing.T) {
 	rc := &rcServer{t: t, url: g.URL}
 	ann := &owner{t: t, base: g.URL, cookies: map[string]string{}}
 
+	t.Run("the setup wizard's pre-intent is answered, so it offers the online registration", func(t *testing.T) {
+		code, _, out := rc.do("POST", "/api/v2/register/workspace/pre-intent", http.Header{"Content-Type": {"application/json"}},
+			sample(t, "rocketchat-cloud-intent.json"))
+		if code != 200 {
+			t.Fatalf("pre-intent = %d %v", code, out)
+		}
+	})
 	intent := rc.intent()
 	deviceCode, _ := intent["device_code"].(string)
 	userCode, _ := intent["user_code"].(string)
