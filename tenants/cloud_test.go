@@ -157,3 +157,12 @@ func TestQuotaLevel(t *testing.T) {
 		}
 	}
 }
+
+func TestAccessTokensAreRedactedLikeWorkspaceTokens(t *testing.T) {
+	access := "pgc_us_k1" + strings.Repeat("a", 49)
+	work := "pgw_us_k1" + strings.Repeat("b", 49)
+	got := tenants.RedactTokens("Bearer " + access + " and " + work)
+	if want := "Bearer pgc_us_k1aa… and pgw_us_k1bb…"; got != want {
+		t.Fatalf("RedactTokens = %q, want %q", got, want)
+	}
+}
