@@ -100,6 +100,7 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 				r.Method(http.MethodPost, "/account/password", dash.ChangePassword())
 				r.Method(http.MethodPost, "/cloud/confirm", dash.CloudConfirm())
 				r.Method(http.MethodPost, "/cloud/manual", dash.CloudManual())
+				r.Method(http.MethodPost, "/cloud/rotate", dash.CloudRotate())
 				r.Method(http.MethodPost, "/cloud/revoke", dash.CloudRevoke())
 			})
 		})

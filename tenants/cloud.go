@@ -63,6 +63,9 @@ type CloudClient struct {
 	Address     string
 	UniqueID    string
 	SecretHash  string
+	// PreviousSecretHash is the secret before the last rotation, valid until PreviousSecretUntil.
+	PreviousSecretHash  string
+	PreviousSecretUntil *time.Time
 	// Origin is CloudOriginPoll or CloudOriginManual.
 	Origin      string
 	CreatedBy   string
@@ -107,6 +110,8 @@ type CloudStore interface {
 	CreateCloudClient(ctx context.Context, c CloudClient, audit AuditEntry) error
 	CloudClient(ctx context.Context, id string) (*CloudClient, error)
 	CloudClients(ctx context.Context, workspaceID string) ([]CloudClient, error)
+	// RotateCloudClientSecret gives a live client of workspaceID a new secret, keeping the old one until prevUntil.
+	RotateCloudClientSecret(ctx context.Context, workspaceID, clientID, newHash string, prevUntil time.Time, audit AuditEntry) error
 	// RevokeCloudClient ends a client of workspaceID and marks the workspace changed.
 	RevokeCloudClient(ctx context.Context, workspaceID, clientID, by string, at time.Time, audit AuditEntry) error
 	// CreateCloudAccessToken writes t and forgets the client's expired tokens.
@@ -389,12 +394,48 @@ func (s *Service) ManualCloudRegistration(ctx context.Context, workspaceID, name
 	if err := s.store.CreateCloudClient(ctx, c, audit); err != nil {
 		return "", nil, err
 	}
-	blob, err := json.Marshal(manualBlob{WorkspaceID: workspaceID, ClientName: name, ClientID: id, ClientSecret: secret,
+	token, err := s.manualToken(workspaceID, name, id, secret)
+	if err != nil {
+		return "", nil, err
+	}
+	return token, &c, nil
+}
+
+// CloudSecretGrace is how long a rotated client secret keeps working.
+const CloudSecretGrace = 24 * time.Hour
+
+// RotateCloudClientSecret gives a client a new secret and returns the
+// registration token that carries it; the old secret works for
+// CloudSecretGrace more, so the server sends until its admin pastes the
+// new token (Rocket.Chat never renews a secret by itself).
+func (s *Service) RotateCloudClientSecret(ctx context.Context, workspaceID, clientID, actor string) (string, error) {
+	c, err := s.store.CloudClient(ctx, clientID)
+	if err != nil || c.WorkspaceID != workspaceID {
+		if err == nil || ErrorCode(err) == CodeNotFound {
+			return "", Errorf(CodeNotFound, "workspace %s has no Rocket.Chat client %s", workspaceID, clientID)
+		}
+		return "", err
+	}
+	secret, err := randomBase62(43)
+	if err != nil {
+		return "", Internal(err, "creating a client secret")
+	}
+	now := s.now()
+	audit := AuditEntry{Actor: actor, Action: "cloud.rotate_secret", WorkspaceID: workspaceID, CreatedAt: now,
+		Detail: "client=" + clientID + " old_secret_until=" + now.Add(CloudSecretGrace).Format(time.RFC3339)}
+	if err := s.store.RotateCloudClientSecret(ctx, workspaceID, clientID, hashSecret(secret), now.Add(CloudSecretGrace), audit); err != nil {
+		return "", err
+	}
+	return s.manualToken(workspaceID, c.Name, clientID, secret)
+}
+
+func (s *Service) manualToken(workspaceID, name, clientID, secret string) (string, error) {
+	blob, err := json.Marshal(manualBlob{WorkspaceID: workspaceID, ClientName: name, ClientID: clientID, ClientSecret: secret,
 		PublicKey: "", RegistrationClientURI: s.RegistrationClientURI(workspaceID), LicenseData: manualLicense{}})
 	if err != nil {
-		return "", nil, Internal(err, "encoding the registration token")
+		return "", Internal(err, "encoding the registration token")
 	}
-	return base64.StdEncoding.EncodeToString(blob), &c, nil
+	return base64.StdEncoding.EncodeToString(blob), nil
 }
 
 // manualBlob is saveRegistrationDataManual's argument (saveRegistrationData.ts).
@@ -467,7 +508,7 @@ func (s *Service) IssueCloudToken(ctx context.Context, clientID, secret, scope s
 		}
 		return nil, err
 	}
-	if subtle.ConstantTimeCompare([]byte(c.SecretHash), []byte(hashSecret(secret))) != 1 {
+	if !c.secretMatches(secret, s.now()) {
 		return nil, invalid
 	}
 	if c.RevokedAt != nil {
@@ -489,6 +530,17 @@ func (s *Service) IssueCloudToken(ctx context.Context, clientID, secret, scope s
 		return nil, err
 	}
 	return &CloudToken{AccessToken: token, ExpiresIn: ttl, Scope: granted}, nil
+}
+
+// secretMatches checks secret against the current one and, until it ends,
+// the one before the last rotation.
+func (c *CloudClient) secretMatches(secret string, now time.Time) bool {
+	h := []byte(hashSecret(secret))
+	if subtle.ConstantTimeCompare([]byte(c.SecretHash), h) == 1 {
+		return true
+	}
+	return c.PreviousSecretHash != "" && c.PreviousSecretUntil != nil && now.Before(*c.PreviousSecretUntil) &&
+		subtle.ConstantTimeCompare([]byte(c.PreviousSecretHash), h) == 1
 }
 
 // grantScope is the requested scopes pushgate serves, all of them when none is asked for.

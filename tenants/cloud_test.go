@@ -114,6 +114,37 @@ func TestCloudRegistration(t *testing.T) {
 			_, err = svc.IssueCloudToken(ctx, c.ID, secret+"x", "")
 			storetest.WantCode(t, err, tenants.CodeUnauthorized, tenants.ReasonInvalidClient)
 		})
+		t.Run("a rotated secret keeps the old one working for a day, then it is the ordinary error", func(t *testing.T) {
+			token, c, err := svc.ManualCloudRegistration(ctx, reg.Workspace.ID, "Rotating", "owner:ada@example.org")
+			if err != nil {
+				t.Fatal(err)
+			}
+			secretOf := func(token string) string {
+				var blob map[string]any
+				raw, _ := base64.StdEncoding.DecodeString(token)
+				_ = json.Unmarshal(raw, &blob)
+				return blob["client_secret"].(string)
+			}
+			old := secretOf(token)
+			rotated, err := svc.RotateCloudClientSecret(ctx, reg.Workspace.ID, c.ID, "owner:ada@example.org")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fresh := secretOf(rotated)
+			for _, secret := range []string{old, fresh} {
+				if _, err := svc.IssueCloudToken(ctx, c.ID, secret, ""); err != nil {
+					t.Fatalf("within the grace: %v", err)
+				}
+			}
+			clk.Set(clk.Now().Add(tenants.CloudSecretGrace))
+			_, err = svc.IssueCloudToken(ctx, c.ID, old, "")
+			storetest.WantCode(t, err, tenants.CodeUnauthorized, tenants.ReasonInvalidClient)
+			if _, err := svc.IssueCloudToken(ctx, c.ID, fresh, ""); err != nil {
+				t.Fatalf("the new secret after the grace: %v", err)
+			}
+			_, err = svc.RotateCloudClientSecret(ctx, "ws_aaaaaaaaaaaaaaaaaaaa", c.ID, "owner:eve@example.org")
+			storetest.WantCode(t, err, tenants.CodeNotFound, "")
+		})
 		t.Run("an intent from a server without a usable address is refused", func(t *testing.T) {
 			bad := rcServer
 			bad.Address = "javascript:alert(1)"

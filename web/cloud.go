@@ -188,6 +188,29 @@ func (dash *Dashboard) CloudManual() http.Handler {
 	})
 }
 
+// CloudRotate gives one of the owner's clients a new secret and shows the
+// registration token that carries it once; the old secret works a day more.
+func (dash *Dashboard) CloudRotate() http.Handler {
+	return dash.owner(func(w http.ResponseWriter, r *http.Request, s *tenants.Session, p *tenants.Principal) {
+		id := r.PostFormValue("client_id")
+		if len(id) > 64 {
+			id = id[:64]
+		}
+		token, err := dash.d.Tenants.RotateCloudClientSecret(r.Context(), p.Workspace.ID, id, "owner:"+s.Email)
+		if err != nil {
+			e := tenants.AsError(err)
+			if e.Code == tenants.CodeNotFound {
+				dash.renderCloud(w, r, statusOf(e.Code), p, "", view{Error: e.Message})
+				return
+			}
+			dash.fail(w, r, "", view{}, err)
+			return
+		}
+		dash.renderCloud(w, r, http.StatusOK, p, token, view{Notice: "New secret issued for " + id +
+			". The old one keeps working for 24 hours: in Rocket.Chat, cancel the registration and manually register with this token before then."})
+	})
+}
+
 // CloudRevoke ends one of the owner's clients.
 func (dash *Dashboard) CloudRevoke() http.Handler {
 	return dash.owner(func(w http.ResponseWriter, r *http.Request, s *tenants.Session, p *tenants.Principal) {

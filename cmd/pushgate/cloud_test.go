@@ -355,6 +355,25 @@ func TestRocketChatCloudRegistration(t *testing.T) {
 		}
 	})
 
+	t.Run("a new secret works at once and the old one for a day more", func(t *testing.T) {
+		_, _, page := ann.request("GET", "/cloud", nil)
+		code, _, page := ann.request("POST", "/cloud/rotate", url.Values{"csrf": {ann.csrf(page)}, "client_id": {manual["client_id"].(string)}})
+		m := regexp.MustCompile(`id="manual-token"[^>]*>([A-Za-z0-9+/=]+)<`).FindStringSubmatch(page)
+		if code != 200 || m == nil {
+			t.Fatalf("rotate = %d\n%s", code, page)
+		}
+		raw, _ := base64.StdEncoding.DecodeString(m[1])
+		var rotated map[string]any
+		if json.Unmarshal(raw, &rotated) != nil || rotated["client_id"] != manual["client_id"] || rotated["client_secret"] == manual["client_secret"] {
+			t.Fatalf("rotated cloudBlob = %s", raw)
+		}
+		for _, secret := range []any{rotated["client_secret"], manual["client_secret"]} {
+			if code, out := rc.token(manual["client_id"].(string), secret.(string)); code != 200 {
+				t.Fatalf("token after rotation = %d %v", code, out)
+			}
+		}
+	})
+
 	t.Run("a revoked client gets the answer that drops its registration", func(t *testing.T) {
 		code, _, page := ann.request("GET", "/cloud", nil)
 		if code != 200 || !strings.Contains(page, clientID) || !strings.Contains(page, "https://chat.example.org") {

@@ -59,6 +59,8 @@ type cloudClientRow struct {
 	Address     string     `gorm:"column:address"`
 	UniqueID    string     `gorm:"column:unique_id"`
 	SecretHash  string     `gorm:"column:secret_hash"`
+	PrevHash    string     `gorm:"column:previous_secret_hash"`
+	PrevUntil   *time.Time `gorm:"column:previous_secret_until"`
 	Origin      string     `gorm:"column:origin"`
 	CreatedBy   string     `gorm:"column:created_by"`
 	CreatedAt   time.Time  `gorm:"column:created_at"`
@@ -76,7 +78,8 @@ func toCloudClientRow(c tenants.CloudClient) cloudClientRow {
 
 func (r *cloudClientRow) client() tenants.CloudClient {
 	return tenants.CloudClient{ID: r.ID, WorkspaceID: r.WorkspaceID, Name: r.Name, Address: r.Address, UniqueID: r.UniqueID,
-		SecretHash: r.SecretHash, Origin: r.Origin, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt.UTC(),
+		SecretHash: r.SecretHash, PreviousSecretHash: r.PrevHash, PreviousSecretUntil: utcPtr(r.PrevUntil),
+		Origin: r.Origin, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt.UTC(),
 		RevokedAt: utcPtr(r.RevokedAt), RevokedBy: r.RevokedBy, LastTokenAt: utcPtr(r.LastTokenAt)}
 }
 
@@ -287,6 +290,22 @@ func (db *DB) RevokeCloudClient(ctx context.Context, workspaceID, clientID, by s
 		}
 		if err := tx.Exec("UPDATE workspaces SET changed_at = ? WHERE id = ?", dbTime(db.gorm.NowFunc()), workspaceID).Error; err != nil {
 			return err
+		}
+		return db.insertAudit(tx, workspaceID, audit)
+	})
+}
+
+// RotateCloudClientSecret replaces a live client's secret; the old one
+// stays valid until prevUntil. It is audited and scoped by the workspace.
+func (db *DB) RotateCloudClientSecret(ctx context.Context, workspaceID, clientID, newHash string, prevUntil time.Time, audit tenants.AuditEntry) error {
+	return db.transaction(ctx, "rotating a client secret", func(tx *gorm.DB) error {
+		res := tx.Exec(`UPDATE cloud_clients SET previous_secret_hash = secret_hash, previous_secret_until = ?, secret_hash = ?
+WHERE id = ? AND workspace_id = ? AND revoked_at IS NULL`, dbTime(prevUntil), newHash, clientID, workspaceID)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return tenants.Errorf(tenants.CodeNotFound, "workspace %s has no live Rocket.Chat client %s", workspaceID, clientID)
 		}
 		return db.insertAudit(tx, workspaceID, audit)
 	})

@@ -38,6 +38,10 @@ CREATE TABLE cloud_clients (
     address      TEXT NOT NULL DEFAULT '',
     unique_id    TEXT NOT NULL DEFAULT '',
     secret_hash  TEXT NOT NULL,
+    -- After a rotation the old secret still works until previous_secret_until,
+    -- so the server keeps sending until its admin pastes the new one.
+    previous_secret_hash  TEXT NOT NULL DEFAULT '',
+    previous_secret_until TIMESTAMPTZ,
     -- How the client came to be: "poll" (the device flow) or "manual" (a pasted token).
     origin       TEXT NOT NULL,
     created_by   TEXT NOT NULL,
