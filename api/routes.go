@@ -77,6 +77,21 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 		r.Method(http.MethodPost, "/workspaces/{id}/pushes", handleAdminAddPushes(d.Tenants, d.Log))
 	})
 
+	// Rocket.Chat Cloud registration (cloud.go): what a stock Rocket.Chat
+	// server calls on its Cloud_Url to register and get push access tokens.
+	cloudLimit := newIPLimiter(d.RegistrationsPerHour, d.RegistrationsPerHour)
+	r.Method(http.MethodPost, "/api/v2/register/workspace/pre-intent", handleCloudPreIntent(cloudLimit, d.Log))
+	r.Method(http.MethodPost, "/api/v2/register/workspace/intent", handleCloudIntent(d.Tenants, cloudLimit, d.Log))
+	r.Method(http.MethodGet, "/api/v2/register/workspace/poll", handleCloudPoll(d.Tenants, d.Now, d.Log))
+	r.Method(http.MethodPost, "/api/oauth/token", handleCloudToken(d.Tenants, d.Log))
+	r.Group(func(r chi.Router) {
+		r.Use(rcLimit, requireCloudClient(d.Tenants, d.Log))
+		r.Method(http.MethodPost, "/api/v2/workspaces/{workspace}/sync", handleCloudSync())
+		r.Method(http.MethodPost, "/api/v2/workspaces/{workspace}/client", handleCloudClientSync(d.Quotas, d.UpgradeURL, d.Now, d.Log))
+		r.Method(http.MethodGet, "/api/v2/workspaces/{workspace}/license", handleCloudLicense(d.Now))
+		r.Method(http.MethodPost, "/api/v3/comms/workspace", handleCloudComms(d.Quotas, d.UpgradeURL, d.Now, d.Log))
+	})
+
 	// Stripe's signed webhooks.
 	r.Method(http.MethodPost, "/webhooks/stripe", handleStripeWebhook(d.Billing, d.Log))
 
@@ -103,6 +118,8 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 			r.Method(http.MethodGet, "/operator/workspaces/{id}", dash.OperatorWorkspace())
 			r.Method(http.MethodGet, "/deliveries", dash.Deliveries())
 			r.Method(http.MethodGet, "/test-push", dash.TestPushPage(testPusher{ps}))
+			r.Method(http.MethodGet, "/cloud", dash.Cloud())
+			r.Method(http.MethodGet, "/cloud/confirm", dash.CloudConfirmPage())
 			r.Group(func(r chi.Router) {
 				r.Use(dash.CheckCSRF)
 				r.Method(http.MethodPost, "/signup", dash.SignUp())
@@ -126,6 +143,10 @@ func addRoutes(d Deps, m *httpMetrics, ps *pusher) http.Handler {
 					r.Method(http.MethodPost, "/operator/workspaces/{id}/"+action, dash.OperatorAction(action))
 				}
 				r.Method(http.MethodPost, "/test-push", dash.SendTestPush(testPusher{ps}))
+				r.Method(http.MethodPost, "/cloud/confirm", dash.CloudConfirm())
+				r.Method(http.MethodPost, "/cloud/manual", dash.CloudManual())
+				r.Method(http.MethodPost, "/cloud/rotate", dash.CloudRotate())
+				r.Method(http.MethodPost, "/cloud/revoke", dash.CloudRevoke())
 			})
 		})
 	}

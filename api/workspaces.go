@@ -39,6 +39,10 @@ func requireWorkspace(svc *tenants.Service, log *slog.Logger) func(http.Handler)
 				return
 			}
 			p, err := svc.Authenticate(r.Context(), token)
+			if err == nil && p.CloudClientID != "" {
+				err = &tenants.Error{Code: tenants.CodeForbidden, Reason: "cloud_token",
+					Message: "a Rocket.Chat Cloud access token only sends pushes and syncs; the workspace API takes the workspace token (pgw_…)"}
+			}
 			if err != nil {
 				writeAPIError(w, r, log, err)
 				return

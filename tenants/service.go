@@ -46,6 +46,8 @@ type Config struct {
 	Limits LimitPublisher
 	// MeteredPlans are the plans whose pushes over the included amount are billed as overage instead of refused.
 	MeteredPlans map[Plan]bool
+	// CloudTokenTTL is the life of a Rocket.Chat Cloud access token (default 1h).
+	CloudTokenTTL time.Duration
 	// PasswordCost is the bcrypt cost of operator passwords (default 12; tests lower it).
 	PasswordCost int
 	Now          func() time.Time
@@ -319,6 +321,11 @@ type Principal struct {
 	Consent *Consent
 	// TokenHash identifies the token used, for cache invalidation.
 	TokenHash string
+	// CloudClientID is set when a Rocket.Chat Cloud access token of this
+	// client authenticated; such a principal may push and sync, nothing else.
+	CloudClientID string
+	// ExpiresAt is when the access token ends; zero for workspace tokens.
+	ExpiresAt time.Time
 }
 
 // Authenticate maps a workspace token to its workspace. A malformed,
@@ -328,6 +335,16 @@ type Principal struct {
 // a workspace authenticated before is served from the cache (up to
 // AuthStaleMax) and an unknown token is unavailable, never unauthorized.
 func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	p, err := s.authenticate(ctx, token)
+	// An access token's end holds even for a cached or stale entry.
+	if err == nil && !p.ExpiresAt.IsZero() && !s.now().Before(p.ExpiresAt) {
+		s.metrics.rejected[rejectUnknown].Inc()
+		return nil, errAccessTokenExpired()
+	}
+	return p, err
+}
+
+func (s *Service) authenticate(ctx context.Context, token string) (*Principal, error) {
 	region, ok := tokenShape(token)
 	if !ok {
 		s.metrics.rejected[rejectMalformed].Inc()
@@ -366,13 +383,13 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, e
 		if e != nil && s.cache.usable(e, now) {
 			go func() {
 				defer s.health.endProbe()
-				_, _ = s.lookup(context.WithoutCancel(ctx), d, kind, now)
+				_, _ = s.lookup(context.WithoutCancel(ctx), d, isAccessToken(token), kind, now)
 			}()
 			return s.answerWithoutDatabase(e, kind, now)
 		}
 		defer s.health.endProbe()
 	}
-	p, err := s.lookup(ctx, d, kind, now)
+	p, err := s.lookup(ctx, d, isAccessToken(token), kind, now)
 	if err != nil && ErrorCode(err) != CodeUnauthorized {
 		return s.answerWithoutDatabase(e, kind, now)
 	}
@@ -386,7 +403,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, e
 
 // lookup asks the store about a token, once for all concurrent callers, and
 // caches the answer; a failure of the store marks the database down.
-func (s *Service) lookup(ctx context.Context, d digest, kind TokenKind, now time.Time) (*Principal, error) {
+func (s *Service) lookup(ctx context.Context, d digest, access bool, kind TokenKind, now time.Time) (*Principal, error) {
 	hash := hex.EncodeToString(d[:]) // HashToken(token), the stored form
 	v, err, _ := s.cache.flight.Do(hash, func() (any, error) {
 		// A flight that ended between our look and this one has filled the
@@ -399,7 +416,11 @@ func (s *Service) lookup(ctx context.Context, d digest, kind TokenKind, now time
 		started := time.Now()
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.AuthTimeout)
 		defer cancel()
-		p, err := s.loadPrincipal(qctx, hash)
+		load := s.loadPrincipal
+		if access {
+			load = s.loadAccessPrincipal
+		}
+		p, err := load(qctx, hash)
 		switch {
 		case err == nil:
 			s.health.ok()

@@ -24,7 +24,10 @@ import (
 // they stay valid until their workspace rotates, unless refused by setting.
 const (
 	tokenPrefix = "pgw_"
-	tokenHead   = len(tokenPrefix) + 3 // pgw_us_
+	// accessTokenPrefix marks a Rocket.Chat Cloud access token: the same
+	// format and length, so one cache, one MAC and one limit serve both.
+	accessTokenPrefix = "pgc_"
+	tokenHead         = len(tokenPrefix) + 3 // pgw_us_
 
 	tokenKeyIDLen    = 2
 	tokenSignedRand  = 27 // 160 bits
@@ -113,9 +116,13 @@ func (ks *TokenKeys) key(id string) (TokenKey, bool) {
 
 // NewToken returns a fresh token of region signed with the current key.
 func (ks *TokenKeys) NewToken(region string) (string, error) {
+	return ks.newToken(tokenPrefix, region)
+}
+
+func (ks *TokenKeys) newToken(prefix, region string) (string, error) {
 	var b strings.Builder
 	b.Grow(TokenLen)
-	b.WriteString(tokenPrefix)
+	b.WriteString(prefix)
 	b.WriteString(region)
 	b.WriteByte('_')
 	b.WriteString(ks.Current.ID)
@@ -173,9 +180,13 @@ func tokenMAC(secret []byte, body string) [tokenMACLen]byte {
 // NewToken returns a fresh token of region in the legacy format, whose
 // checksum anyone can compute; a Service without keys issues these.
 func NewToken(region string) (string, error) {
+	return newLegacyToken(tokenPrefix, region)
+}
+
+func newLegacyToken(prefix, region string) (string, error) {
 	var b strings.Builder
 	b.Grow(LegacyTokenLen)
-	b.WriteString(tokenPrefix)
+	b.WriteString(prefix)
 	b.WriteString(region)
 	b.WriteByte('_')
 	if err := writeRandom62(&b, tokenRandomLen); err != nil {
@@ -228,7 +239,7 @@ func validChecksum(token string) bool {
 // tokenShape returns the region of a token of either format's length,
 // prefix and alphabet, without checking its MAC or checksum.
 func tokenShape(token string) (string, bool) {
-	if (len(token) != TokenLen && len(token) != LegacyTokenLen) || !strings.HasPrefix(token, tokenPrefix) || token[tokenHead-1] != '_' {
+	if (len(token) != TokenLen && len(token) != LegacyTokenLen) || !(strings.HasPrefix(token, tokenPrefix) || isAccessToken(token)) || token[tokenHead-1] != '_' {
 		return "", false
 	}
 	if !isBase62(token[len(tokenPrefix):tokenHead-1]) || !isBase62(token[tokenHead:]) {
@@ -236,6 +247,9 @@ func tokenShape(token string) (string, bool) {
 	}
 	return token[len(tokenPrefix) : tokenHead-1], true
 }
+
+// isAccessToken says whether token has the prefix of a Rocket.Chat Cloud access token.
+func isAccessToken(token string) bool { return strings.HasPrefix(token, accessTokenPrefix) }
 
 func isBase62(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -274,7 +288,7 @@ func TokenHint(token string) string {
 // RedactTokens replaces every workspace token in s by its hint, so that a
 // token pasted into an error or a URL never reaches a log in full.
 func RedactTokens(s string) string {
-	i := strings.Index(s, tokenPrefix)
+	i := nextToken(s)
 	if i < 0 {
 		return s
 	}
@@ -287,8 +301,17 @@ func RedactTokens(s string) string {
 		}
 		b.WriteString(TokenHint(s[i:end]))
 		s = s[end:]
-		i = strings.Index(s, tokenPrefix)
+		i = nextToken(s)
 	}
 	b.WriteString(s)
 	return b.String()
+}
+
+// nextToken is the index of the first workspace or access token prefix in s, or -1.
+func nextToken(s string) int {
+	i, j := strings.Index(s, tokenPrefix), strings.Index(s, accessTokenPrefix)
+	if i < 0 || j >= 0 && j < i {
+		return j
+	}
+	return i
 }

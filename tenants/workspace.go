@@ -206,4 +206,6 @@ type Store interface {
 
 	// ChangedWorkspaces lists workspaces whose settings, tokens or consent changed after since.
 	ChangedWorkspaces(ctx context.Context, since time.Time) ([]string, error)
+
+	CloudStore
 }

@@ -23,8 +23,10 @@ const (
 
 type signUpForm struct {
 	Name, ContactEmail string
-	Terms              tenants.Terms
-	Open               bool
+	// Next is the Rocket.Chat confirmation page to go on to, if the sign-up started there.
+	Next  string
+	Terms tenants.Terms
+	Open  bool
 }
 
 // SignUpPage shows the sign-up form with this gateway's region and the current terms.
@@ -36,7 +38,7 @@ func (dash *Dashboard) SignUpPage() http.Handler {
 			return
 		}
 		dash.render(w, r, http.StatusOK, "signup", view{Title: "Create a workspace", Nav: "signup",
-			Data: signUpForm{Terms: *terms, Open: dash.d.RegistrationOpen}})
+			Data: signUpForm{Terms: *terms, Open: dash.d.RegistrationOpen, Next: safeNext(r.URL.Query().Get("next"))}})
 	})
 }
 
@@ -51,7 +53,7 @@ func (dash *Dashboard) SignUp() http.Handler {
 			return
 		}
 		form := signUpForm{Name: r.PostFormValue("name"), ContactEmail: strings.TrimSpace(r.PostFormValue("contact_email")),
-			Terms: *terms, Open: dash.d.RegistrationOpen}
+			Terms: *terms, Open: dash.d.RegistrationOpen, Next: safeNext(r.PostFormValue("next"))}
 		v := view{Title: "Create a workspace", Nav: "signup", Data: form}
 		if !dash.d.RegistrationOpen {
 			dash.fail(w, r, "signup", v, tenants.Errorf(tenants.CodeForbidden, "sign-up is closed on this gateway; ask pushgate support for a workspace"))
@@ -119,21 +121,31 @@ func (dash *Dashboard) SignUp() http.Handler {
 			dash.fail(w, r, "", view{}, err)
 			return
 		}
+		if form.Next != "" {
+			// A Rocket.Chat server waits for its confirmation; it needs no workspace token.
+			http.Redirect(w, r, form.Next, http.StatusSeeOther)
+			return
+		}
 		dash.renderConnect(w, r, &reg.Workspace, reg.Token, "Your workspace is ready. Copy its token now: it is shown only this once.")
 	})
 }
 
-type signInForm struct{ Email string }
+type signInForm struct{ Email, Next string }
 
 // SignInPage shows the sign-in form, for owners and operators alike; a
 // signed-in visitor goes on to their own page.
 func (dash *Dashboard) SignInPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next := safeNext(r.URL.Query().Get("next"))
 		if sessionFrom(r.Context()) != nil {
+			if next != "" {
+				http.Redirect(w, r, next, http.StatusSeeOther)
+				return
+			}
 			dash.Home().ServeHTTP(w, r)
 			return
 		}
-		v := view{Title: "Sign in", Nav: "signin", Data: signInForm{}}
+		v := view{Title: "Sign in", Nav: "signin", Data: signInForm{Next: next}}
 		if r.URL.Query().Get("reset") != "" {
 			v.Notice = "Your new password is set, and every browser signed in to your account is signed out. Sign in with it."
 		}
@@ -148,7 +160,8 @@ func (dash *Dashboard) SignIn() http.Handler {
 		ctx := r.Context()
 		email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
 		password := r.PostFormValue("password")
-		v := view{Title: "Sign in", Nav: "signin", Data: signInForm{Email: email}}
+		next := safeNext(r.PostFormValue("next"))
+		v := view{Title: "Sign in", Nav: "signin", Data: signInForm{Email: email, Next: next}}
 		if email == "" || len(email) > tenants.MaxEmailLen {
 			dash.fail(w, r, "signin", v, tenants.FieldError("email", "enter the email you signed up with"))
 			return
@@ -195,9 +208,11 @@ func (dash *Dashboard) SignIn() http.Handler {
 			dash.fail(w, r, "", view{}, err)
 			return
 		}
-		next := "/overview"
-		if s.Kind == tenants.SessionOperator {
+		switch {
+		case s.Kind == tenants.SessionOperator:
 			next = "/operator"
+		case next == "":
+			next = "/overview"
 		}
 		http.Redirect(w, r, next, http.StatusSeeOther)
 	})

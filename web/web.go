@@ -75,7 +75,8 @@ type Dashboard struct {
 var pageNames = []string{"signup", "signin", "overview", "connect", "account", "operator", "error",
 	"forgot", "reset", "accept", "billing",
 	"operator_workspace", "operator_confirm", "operator_health",
-	"deliveries", "testpush"}
+	"deliveries", "testpush",
+	"cloud", "cloudconfirm"}
 
 // New parses every template once, so a broken template fails the start, not a request.
 func New(d Deps) (*Dashboard, error) {

@@ -55,6 +55,7 @@ type config struct {
 	TermsPublished   string `yaml:"terms_published_at"`
 	TermsGrace       string `yaml:"terms_grace"`
 	AuthCacheTTL     string `yaml:"auth_cache_ttl"`
+	CloudTokenTTL    string `yaml:"cloud_token_ttl"`
 	AuthTimeout      string `yaml:"auth_timeout"`
 	AuthStaleMax     string `yaml:"auth_stale_max"`
 	AuthFailuresPM   string `yaml:"auth_failures_per_minute"`
@@ -79,6 +80,7 @@ type config struct {
 	termsPublished   time.Time
 	termsGrace       time.Duration
 	authCacheTTL     time.Duration
+	cloudTokenTTL    time.Duration
 	authTimeout      time.Duration
 	authStaleMax     time.Duration
 	authFailuresPM   int
@@ -126,6 +128,7 @@ func settings() []setting {
 		{"terms_url", "PUSHGATE_TERMS_URL", "", "where the current terms can be read (default PUBLIC_URL/terms)", func(c *config) *string { return &c.TermsURL }},
 		{"terms_published_at", "PUSHGATE_TERMS_PUBLISHED_AT", "", "when the current terms version took effect, RFC 3339", func(c *config) *string { return &c.TermsPublished }},
 		{"terms_grace", "PUSHGATE_TERMS_GRACE", "", "how long workspaces that accepted an earlier version keep sending", func(c *config) *string { return &c.TermsGrace }},
+		{"cloud_token_ttl", "PUSHGATE_CLOUD_TOKEN_TTL", "", "how long a Rocket.Chat Cloud access token lives (Rocket.Chat asks for a new one when it ends)", func(c *config) *string { return &c.CloudTokenTTL }},
 		{"auth_cache_ttl", "PUSHGATE_AUTH_CACHE_TTL", "", "how long an authenticated token is cached (bounds how fast a rotation or suspension reaches other replicas)", func(c *config) *string { return &c.AuthCacheTTL }},
 		{"auth_timeout", "PUSHGATE_AUTH_TIMEOUT", "", "how long an authentication query may take before the database counts as unreachable", func(c *config) *string { return &c.AuthTimeout }},
 		{"auth_stale_max", "PUSHGATE_AUTH_STALE_MAX", "", "while the database is unreachable, how long after its last check a workspace is still served from the cache", func(c *config) *string { return &c.AuthStaleMax }},
@@ -159,6 +162,7 @@ func defaultConfig() config {
 		TermsPublished:  "2026-11-01T00:00:00Z",
 		TermsGrace:      "720h",
 		AuthCacheTTL:    "5s",
+		CloudTokenTTL:   "1h",
 		AuthTimeout:     "2s",
 		AuthStaleMax:    "15m",
 		AuthFailuresPM:  "60",
@@ -338,6 +342,9 @@ func (c *config) validate() error {
 	c.termsPublished = c.termsPublished.UTC()
 	if c.termsGrace, err = time.ParseDuration(c.TermsGrace); err != nil || c.termsGrace < 0 {
 		return bad("terms_grace", "expected a duration such as 720h (30 days), got %q", c.TermsGrace)
+	}
+	if c.cloudTokenTTL, err = time.ParseDuration(c.CloudTokenTTL); err != nil || c.cloudTokenTTL < time.Second || c.cloudTokenTTL > 24*time.Hour {
+		return bad("cloud_token_ttl", "expected a duration between 1s and 24h such as 1h, got %q", c.CloudTokenTTL)
 	}
 	if c.authCacheTTL, err = time.ParseDuration(c.AuthCacheTTL); err != nil || c.authCacheTTL <= 0 || c.authCacheTTL > time.Minute {
 		return bad("auth_cache_ttl", "expected a duration between 1ms and 1m, got %q", c.AuthCacheTTL)

@@ -45,6 +45,7 @@ func openTenancy(ctx context.Context, cfg config, log *slog.Logger, migrate bool
 		Terms:              tenants.Terms{Version: cfg.TermsVersion, URL: cfg.TermsURL, PublishedAt: cfg.termsPublished},
 		TermsGrace:         cfg.termsGrace,
 		AuthCacheTTL:       cfg.authCacheTTL,
+		CloudTokenTTL:      cfg.cloudTokenTTL,
 		AuthTimeout:        cfg.authTimeout,
 		AuthStaleMax:       cfg.authStaleMax,
 		TokenKeys:          cfg.tokenKeys,

@@ -62,10 +62,11 @@ func cmdWorkspace(ctx context.Context, args []string, getenv func(string) string
 	subs := map[string]func(context.Context, []string, func(string) string, io.Writer, io.Writer) error{
 		"create": wsCreate, "list": wsList, "show": wsShow, "rotate-token": wsRotate,
 		"suspend": wsSetStatus(tenants.StatusSuspended), "resume": wsSetStatus(tenants.StatusActive), "set-plan": wsSetPlan,
-		"claim-link": wsClaimLink,
+		"claim-link":    wsClaimLink,
+		"cloud-clients": wsCloudClients,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
-		fmt.Fprintln(stderr, "usage: pushgate workspace create|list|show|rotate-token|suspend|resume|set-plan|claim-link [flags] [--json]")
+		fmt.Fprintln(stderr, "usage: pushgate workspace create|list|show|rotate-token|suspend|resume|set-plan|claim-link|cloud-clients [flags] [--json]")
 		if len(args) == 0 {
 			return usageError{"workspace needs a subcommand"}
 		}
