@@ -17,7 +17,7 @@ build:
 
 ## test: everything CI checks: gofmt, go vet, all tests with -race against real Redis, PostgreSQL and SQLite, and a short fuzz run
 test: services lint
-	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	PUSHGATE_SHOTS_DIR=$(CURDIR)/screenshots $(GO) test -race -count=1 -timeout 8m $(PKGS)
 	$(GO) test -count=1 -run TestWorkspaceListAt100k ./tenants/sqlstore/ # SQLite's 100,000 workspaces, too slow under -race
 	@$(MAKE) --no-print-directory chart-test
 	@GO=$(GO) bash scripts/fuzz.sh

@@ -299,6 +299,40 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("an owner gets 404 for another workspace's page and 403 for a form without its CSRF token", func(t *testing.T) {
+		demo := regexp.MustCompile(`demo workspace\s+(\S+)`).FindStringSubmatch(banner)
+		if demo == nil {
+			t.Fatalf("no demo workspace in the banner:\n%s", banner)
+		}
+		problems() // what was logged so far is checked at the end
+		run("opening the demo workspace's page",
+			chromedp.Navigate(s.URL+"/operator/workspaces/"+demo[1]),
+			chromedp.WaitVisible(chromedp.CSS("h1")),
+		)
+		if h1 := text("h1"); h1 != "Not found" {
+			t.Fatalf("an owner opening another workspace's page sees %q", h1)
+		}
+		if page := text("main"); strings.Contains(page, "Demo workspace") {
+			t.Fatalf("the not-found page shows the other workspace:\n%s", page)
+		}
+		run("sending the password form without its CSRF token",
+			chromedp.Navigate(s.URL+"/account"),
+			chromedp.WaitVisible(chromedp.ID("change-password")),
+		)
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('input[name="csrf"]').forEach(e => e.remove()), 0`)); err != nil {
+			t.Fatal(err)
+		}
+		run("sending it",
+			chromedp.SendKeys(chromedp.ID("current_password"), "a long browser password"),
+			chromedp.SendKeys(chromedp.ID("new_password"), "another long password"),
+			chromedp.Click(chromedp.ID("change-password")),
+			chromedp.WaitVisible(chromedp.Search(`//h1[text()="Form expired"]`)),
+		)
+		if p := problems(); len(p) != 2 || !strings.Contains(p[0], "404") || !strings.Contains(p[1], "403") {
+			t.Fatalf("the browser logged %q, want the 404 and then the 403", p)
+		}
+	})
+
 	t.Run("the dev operator signs in and finds the new workspace", func(t *testing.T) {
 		m := regexp.MustCompile(`operator account\s+(\S+) / (\S+)`).FindStringSubmatch(banner)
 		if m == nil {

@@ -136,7 +136,8 @@ demo owner         %[10]s / %[11]s
 demo workspace     %[8]s (terms accepted, plan free: 10,000 pushes a month)
   token            %[9]s
   Mattermost       System Console > Push Notification Server: %[5]s/mm/%[9]s
-  Rocket.Chat      Push > Gateway: %[5]s, with the token as the workspace token
+  Rocket.Chat      OVERWRITE_SETTING_Cloud_Url=%[5]s and Push > Gateway: %[5]s,
+                   then Administration > Registration; confirm at %[5]s/cloud/confirm
 
 Send a push (answers {"status":"OK"}):
   curl -s %[5]s/mm/%[9]s/api/v1/send_push -d '{"platform":"apple_rn","server_id":"demo","device_id":"demo-device","type":"message","message":"hello from pushgate"}'

@@ -178,7 +178,8 @@ func wsCreate(ctx context.Context, args []string, getenv func(string) string, st
 	urls := svc.PushURLs(reg.Token)
 	fmt.Fprintf(stdout, "created workspace %s (%s, plan %s, region %s)\n\ntoken (shown once, store it now):\n  %s\n\n"+
 		"Mattermost: System Console > Push Notification Server > Manually enter Push Notification Service location:\n  %s\n"+
-		"Rocket.Chat: Admin > Push > Gateway: %s, with the token as the workspace token\n",
+		"Rocket.Chat: OVERWRITE_SETTING_Cloud_Url=%[7]s and Admin > Push > Gateway: %[7]s, then Administration > Registration\n"+
+		"  (a client that sets its own header may send the token as its Bearer token instead)\n",
 		reg.Workspace.ID, reg.Workspace.Name, reg.Workspace.Plan, reg.Workspace.Region, reg.Token, urls.Mattermost, urls.RocketChat)
 	fmt.Fprintf(stdout, "\nclaim link (creates the dashboard owner account; works once, until %s):\n  %s\n", claim.ExpiresAt.Format(time.RFC3339), claim.URL)
 	if reg.Consent == nil {
