@@ -116,26 +116,12 @@ func writeCloudError(w http.ResponseWriter, r *http.Request, log *slog.Logger, e
 // different: each intent gets fresh codes).
 func handleCloudIntent(svc *tenants.Service, limiter *ipLimiter, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := clientaddr.Of(r)
-		if wait, ok := limiter.allow(ip); !ok {
-			writeCloudError(w, r, log, &tenants.Error{Code: tenants.CodeRateLimited, RetryAfterSeconds: int(wait.Seconds()) + 1,
-				Message: "too many registration requests from your address; try again later"}, false)
-			return
-		}
-		body, err := readBody(r)
+		srv, ip, err := decodeCloudServer(r, limiter)
 		if err != nil {
 			writeCloudError(w, r, log, err, false)
 			return
 		}
-		var req cloudIntentRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			writeCloudError(w, r, log, jsonError(err), false)
-			return
-		}
-		start, err := svc.StartCloudIntent(r.Context(), tenants.CloudServer{
-			UniqueID: req.UniqueID, WorkspaceID: req.WorkspaceID, Address: req.Address, SiteName: req.SiteName,
-			ContactName: req.ContactName, ContactEmail: req.ContactEmail, Version: req.Version, Seats: req.Seats,
-		}, ip)
+		start, err := svc.StartCloudIntent(r.Context(), srv, ip)
 		if err != nil {
 			writeCloudError(w, r, log, err, false)
 			return
@@ -151,29 +137,36 @@ func handleCloudIntent(svc *tenants.Service, limiter *ipLimiter, log *slog.Logge
 // Nothing is stored: the intent that follows carries the same data.
 func handleCloudPreIntent(limiter *ipLimiter, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if wait, ok := limiter.allow(clientaddr.Of(r)); !ok {
-			writeCloudError(w, r, log, &tenants.Error{Code: tenants.CodeRateLimited, RetryAfterSeconds: int(wait.Seconds()) + 1,
-				Message: "too many registration requests from your address; try again later"}, false)
-			return
+		srv, _, err := decodeCloudServer(r, limiter)
+		if err == nil {
+			err = srv.Validate()
 		}
-		body, err := readBody(r)
 		if err != nil {
-			writeCloudError(w, r, log, err, false)
-			return
-		}
-		var req cloudIntentRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			writeCloudError(w, r, log, jsonError(err), false)
-			return
-		}
-		srv := tenants.CloudServer{UniqueID: req.UniqueID, WorkspaceID: req.WorkspaceID, Address: req.Address, SiteName: req.SiteName,
-			ContactName: req.ContactName, ContactEmail: req.ContactEmail, Version: req.Version, Seats: req.Seats}
-		if err := srv.Validate(); err != nil {
 			writeCloudError(w, r, log, err, false)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 	})
+}
+
+// decodeCloudServer reads the registration data both intents send, after
+// the caller's address has passed the registration limit.
+func decodeCloudServer(r *http.Request, limiter *ipLimiter) (tenants.CloudServer, string, error) {
+	ip := clientaddr.Of(r)
+	if wait, ok := limiter.allow(ip); !ok {
+		return tenants.CloudServer{}, ip, &tenants.Error{Code: tenants.CodeRateLimited, RetryAfterSeconds: int(wait.Seconds()) + 1,
+			Message: "too many registration requests from your address; try again later"}
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return tenants.CloudServer{}, ip, err
+	}
+	var req cloudIntentRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return tenants.CloudServer{}, ip, jsonError(err)
+	}
+	return tenants.CloudServer{UniqueID: req.UniqueID, WorkspaceID: req.WorkspaceID, Address: req.Address, SiteName: req.SiteName,
+		ContactName: req.ContactName, ContactEmail: req.ContactEmail, Version: req.Version, Seats: req.Seats}, ip, nil
 }
 
 // cloudPollPayload is what saveRegistrationData stores (saveRegistrationData.ts),

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,25 +13,9 @@ import (
 // confirmation, and the list of registered servers with the manual token.
 func TestRocketChatCloudPagesInABrowser(t *testing.T) {
 	ctx, problems := mustBrowser(t)
-	dir := t.TempDir()
-	s := mustServe(t, map[string]string{
-		"PUSHGATE_DATABASE_URL": "sqlite:" + filepath.Join(dir, "pushgate.db"),
-		"PUSHGATE_DATA_DIR":     dir,
-	}, "--dev")
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v\nserver log:\n%s", what, err, s.stderr)
-		}
-	}
-	text := func(sel chromedp.CSS) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("reading %s: %v", sel, err)
-		}
-		return strings.TrimSpace(v)
-	}
+	s, _ := mustServeDev(t, nil)
+	pg := page{t: t, ctx: ctx, s: s}
+	run, text := pg.run, pg.text
 	rc := &rcServer{t: t, url: s.URL}
 	intent := rc.intent()
 	u, err := url.Parse(intent["verification_url"].(string))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -69,6 +70,41 @@ func mustBrowser(t *testing.T) (context.Context, func() []string) {
 	}
 }
 
+// mustServeDev starts serve --dev with env on a fresh SQLite database of its
+// own and returns it once its banner (also returned) is out.
+func mustServeDev(t *testing.T, env map[string]string) (*server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	all := map[string]string{"PUSHGATE_DATABASE_URL": "sqlite:" + filepath.Join(dir, "pushgate.db"), "PUSHGATE_DATA_DIR": dir}
+	maps.Copy(all, env)
+	s := mustServe(t, all, "--dev")
+	return s, mustEventually(t, s.stdout, "Ctrl-C")
+}
+
+// page drives the browser of a test; a failed step fails the test with the server's log.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+	s   *server
+}
+
+func (p page) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, actions...); err != nil {
+		p.t.Fatalf("%s: %v\nserver log:\n%s", what, err, p.s.stderr)
+	}
+}
+
+// text is what the element sel shows, trimmed.
+func (p page) text(sel chromedp.CSS) string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Text(sel))
+	if err != nil {
+		p.t.Fatalf("reading %s: %v", sel, err)
+	}
+	return strings.TrimSpace(v)
+}
+
 // screenshot saves the whole page when PUSHGATE_SHOTS_DIR names a folder, for a person to look at.
 func screenshot(name string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
@@ -109,26 +145,9 @@ func mustPushTo(t *testing.T, pushServerURL, device string) (int, string) {
 
 func TestDashboardInABrowser(t *testing.T) {
 	ctx, problems := mustBrowser(t)
-	dir := t.TempDir()
-	s := mustServe(t, map[string]string{
-		"PUSHGATE_DATABASE_URL": "sqlite:" + filepath.Join(dir, "pushgate.db"),
-		"PUSHGATE_DATA_DIR":     dir,
-	}, "--dev")
-	banner := mustEventually(t, s.stdout, "Ctrl-C")
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v\nserver log:\n%s", what, err, s.stderr)
-		}
-	}
-	text := func(sel chromedp.CSS) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("reading %s: %v", sel, err)
-		}
-		return strings.TrimSpace(v)
-	}
+	s, banner := mustServeDev(t, nil)
+	pg := page{t: t, ctx: ctx, s: s}
+	run, text := pg.run, pg.text
 
 	run("signing up",
 		chromedp.Navigate(s.URL+"/signup"),

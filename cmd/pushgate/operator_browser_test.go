@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,23 +14,14 @@ import (
 // pushes through again; the health page draws without a browser error.
 func TestOperatorPagesInABrowser(t *testing.T) {
 	ctx, problems := mustBrowser(t)
-	dir := t.TempDir()
-	s := mustServe(t, map[string]string{
-		"PUSHGATE_DATABASE_URL": "sqlite:" + filepath.Join(dir, "pushgate.db"),
-		"PUSHGATE_DATA_DIR":     dir,
-	}, "--dev")
-	banner := mustEventually(t, s.stdout, "Ctrl-C")
+	s, banner := mustServeDev(t, nil)
 	login := regexp.MustCompile(`operator account\s+(\S+) / (\S+)`).FindStringSubmatch(banner)
 	pushURL := regexp.MustCompile(`Mattermost\s+System Console > Push Notification Server: (\S+)`).FindStringSubmatch(banner)
 	if login == nil || pushURL == nil {
 		t.Fatalf("the banner lacks the operator login or the push URL:\n%s", banner)
 	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v\nserver log:\n%s", what, err, s.stderr)
-		}
-	}
+	pg := page{t: t, ctx: ctx, s: s}
+	run := pg.run
 	run("signing in as the operator and opening the demo workspace",
 		chromedp.Navigate(s.URL+"/signin"),
 		chromedp.WaitVisible(chromedp.ID("signin")),

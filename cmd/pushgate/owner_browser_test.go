@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -28,12 +27,7 @@ func linkInLog(t *testing.T, s *server, kind string) string {
 
 func TestOwnerFlowsInABrowser(t *testing.T) {
 	ctx, problems := mustBrowser(t)
-	dir := t.TempDir()
-	env := billingEnv(t)
-	env["PUSHGATE_DATABASE_URL"] = "sqlite:" + filepath.Join(dir, "pushgate.db")
-	env["PUSHGATE_DATA_DIR"] = dir
-	s := mustServe(t, env, "--dev")
-	banner := mustEventually(t, s.stdout, "Ctrl-C")
+	s, banner := mustServeDev(t, billingEnv(t))
 	owner := demoOwnerLine.FindStringSubmatch(banner)
 	if owner == nil {
 		t.Fatalf("no demo owner in the banner:\n%s", banner)
@@ -41,12 +35,8 @@ func TestOwnerFlowsInABrowser(t *testing.T) {
 	if !strings.Contains(s.stderr.String(), "no smtp_url is set") {
 		t.Errorf("the start does not say that mails go to the log:\n%s", s.stderr)
 	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v\nserver log:\n%s", what, err, s.stderr)
-		}
-	}
+	pg := page{t: t, ctx: ctx, s: s}
+	run := pg.run
 	type steps = []chromedp.Action[chromedp.Void]
 	signIn := func(email, password string) steps {
 		return steps{
