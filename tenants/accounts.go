@@ -125,11 +125,7 @@ func ValidEmail(field, email string) error {
 // PrincipalOf loads a workspace and its latest consent afresh, as the
 // dashboard sees it (never the push path's cached snapshot).
 func (s *Service) PrincipalOf(ctx context.Context, workspaceID string) (*Principal, error) {
-	ws, err := s.store.Workspace(ctx, workspaceID)
-	if err != nil {
-		return nil, err
-	}
-	c, err := s.store.LatestConsent(ctx, workspaceID)
+	ws, c, err := s.store.WorkspaceWithConsent(ctx, workspaceID)
 	if err != nil {
 		return nil, err
 	}

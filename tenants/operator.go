@@ -57,9 +57,10 @@ type WorkspaceQuery struct {
 	// TermsPending keeps workspaces that have not accepted the current terms.
 	TermsPending bool
 	Sort         WorkspaceSort
-	// After is the Next of the page before; empty is the first page.
-	After string
-	Limit int
+	// After is the Next of the page before; Before is the Prev of the page
+	// after. At most one is set; neither is the first page.
+	After, Before string
+	Limit         int
 
 	// Period and TermsVersion are filled by the service: this month, and
 	// the current terms that TermsPending compares with.
@@ -95,7 +96,7 @@ func (q *WorkspaceQuery) Validate() error {
 	case q.Limit < 1 || q.Limit > MaxWorkspacePage:
 		return FieldError("limit", "must be between 1 and %d, got %d", MaxWorkspacePage, q.Limit)
 	}
-	if len(q.After) > 512 {
+	if len(q.After) > 512 || len(q.Before) > 512 || q.After != "" && q.Before != "" {
 		return FieldError("after", "is not a cursor of this list; start from the first page")
 	}
 	return nil
@@ -112,8 +113,9 @@ type WorkspaceListing struct {
 // WorkspacePage is one page of the operator's workspace list.
 type WorkspacePage struct {
 	Workspaces []WorkspaceListing
-	// Next is the cursor of the following page, empty on the last one.
-	Next string
+	// Next is the cursor of the following page, empty on the last one; Prev
+	// that of the page before, empty on the first one.
+	Next, Prev string
 	// Total counts the matching workspaces up to WorkspaceCountCap; TotalCapped says there are more.
 	Total       int
 	TotalCapped bool

@@ -177,6 +177,9 @@ type Store interface {
 	// first consent, all in one transaction.
 	CreateWorkspace(ctx context.Context, ws *Workspace, cred Credential, consent *Consent, audit AuditEntry) error
 	Workspace(ctx context.Context, id string) (*Workspace, error)
+	// WorkspaceWithConsent returns the workspace with id and its latest
+	// consent (nil when it has none) in one read.
+	WorkspaceWithConsent(ctx context.Context, id string) (*Workspace, *Consent, error)
 	ListWorkspaces(ctx context.Context) ([]Workspace, error)
 	// Authenticate finds the workspace holding a live token with this hash at
 	// time now; a token that is unknown, revoked or expired is CodeNotFound.

@@ -36,11 +36,11 @@ type operatorData struct {
 	Query tenants.WorkspaceQuery
 	Rows  []operatorListRow
 	Page  *tenants.WorkspacePage
-	// NextURL and FirstURL keep the search and filters; empty when there is no such page.
-	NextURL, FirstURL string
-	Filtered          bool
-	Plans             []tenants.Plan
-	Sorts             []sortOption
+	// NextURL, PrevURL and FirstURL keep the search and filters; empty when there is no such page.
+	NextURL, PrevURL, FirstURL string
+	Filtered                   bool
+	Plans                      []tenants.Plan
+	Sorts                      []sortOption
 }
 
 type sortOption struct {
@@ -57,7 +57,7 @@ func queryOf(v url.Values) (tenants.WorkspaceQuery, error) {
 	q := tenants.WorkspaceQuery{
 		Search: v.Get("q"), Plan: tenants.Plan(v.Get("plan")), Status: tenants.Status(v.Get("status")),
 		NearLimit: v.Get("near_limit") != "", TermsPending: v.Get("terms_pending") != "",
-		Sort: tenants.WorkspaceSort(v.Get("sort")), After: v.Get("after"),
+		Sort: tenants.WorkspaceSort(v.Get("sort")), After: v.Get("after"), Before: v.Get("before"),
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -69,8 +69,9 @@ func queryOf(v url.Values) (tenants.WorkspaceQuery, error) {
 	return q, q.Validate()
 }
 
-// listURL is the list's address with q's search and filters and the cursor after.
-func listURL(q tenants.WorkspaceQuery, after string) string {
+// listURL is the list's address with q's search and filters and a cursor
+// (cursorKey "after" or "before"; an empty cursor is the first page).
+func listURL(q tenants.WorkspaceQuery, cursorKey, cursor string) string {
 	v := url.Values{}
 	set := func(k, val string) {
 		if val != "" {
@@ -89,7 +90,7 @@ func listURL(q tenants.WorkspaceQuery, after string) string {
 	if q.Sort != tenants.SortByUsage {
 		set("sort", string(q.Sort))
 	}
-	set("after", after)
+	set(cursorKey, cursor)
 	if len(v) == 0 {
 		return "/operator"
 	}
@@ -124,10 +125,13 @@ func (dash *Dashboard) Operator() http.Handler {
 			data.Rows = append(data.Rows, row)
 		}
 		if page.Next != "" {
-			data.NextURL = listURL(q, page.Next)
+			data.NextURL = listURL(q, "after", page.Next)
 		}
-		if q.After != "" {
-			data.FirstURL = listURL(q, "")
+		if page.Prev != "" {
+			data.PrevURL = listURL(q, "before", page.Prev)
+		}
+		if q.After != "" || q.Before != "" {
+			data.FirstURL = listURL(q, "", "")
 		}
 		data.Filtered = q.Search != "" || q.Plan != "" || q.Status != "" || q.NearLimit || q.TermsPending
 		dash.render(w, r, http.StatusOK, "operator", v)

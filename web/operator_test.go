@@ -153,6 +153,38 @@ func TestOperatorWorkspaceList(t *testing.T) {
 		}
 		mustContain(t, body, `id="first-page"`)
 	})
+	t.Run("the second page links back to the first, which links back nowhere", func(t *testing.T) {
+		pageLink := func(body, id string) string {
+			t.Helper()
+			m := regexp.MustCompile(`href="(/operator\?[^"]+)" id="` + id + `"`).FindStringSubmatch(body)
+			if m == nil {
+				return ""
+			}
+			return strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+		_, body := b.get("/operator?sort=name&limit=2")
+		if prev := pageLink(body, "prev-page"); prev != "" {
+			t.Fatalf("the first page links to a previous page %s", prev)
+		}
+		_, body = b.get(pageLink(body, "next-page") + "&limit=2")
+		prev := pageLink(body, "prev-page")
+		if !strings.Contains(prev, "before=") || !strings.Contains(prev, "sort=name") {
+			t.Fatalf("the second page's previous link is %q, want a before cursor in the name order:\n%s", prev, body)
+		}
+		_, body = b.get(prev + "&limit=2")
+		if got := listed(body); strings.Join(got, ",") != acme+","+beta {
+			t.Fatalf("back on the first page: %v", got)
+		}
+		if again := pageLink(body, "prev-page"); again != "" {
+			t.Fatalf("the first page, reached going back, links to a previous page %s", again)
+		}
+		if next := pageLink(body, "next-page"); next == "" {
+			t.Fatalf("the first page, reached going back, has no next link:\n%s", body)
+		}
+		if status, _ := b.get("/operator?before=not-a-cursor"); status != http.StatusBadRequest {
+			t.Fatalf("a bad before cursor: %d", status)
+		}
+	})
 	t.Run("a bad filter is 400 with the reason on the page", func(t *testing.T) {
 		status, body := b.get("/operator?plan=gold")
 		if status != http.StatusBadRequest {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,16 +101,22 @@ func (db *DB) workspaceFilters(q tenants.WorkspaceQuery) (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// workspaceOrder is a sort's key expression, direction and row comparison.
-func (db *DB) workspaceOrder(s tenants.WorkspaceSort) (key, order, after string) {
+// listOrder is a sort's ORDER BY and its row comparison with a cursor, and
+// both reversed, to read the page before a cursor.
+type listOrder struct {
+	order, after      string
+	backOrder, before string
+}
+
+func (db *DB) workspaceOrder(s tenants.WorkspaceSort) listOrder {
 	switch s {
 	case tenants.SortNewest:
-		return "created_at", "created_at DESC, id DESC", "(created_at, id) < (?, ?)"
+		return listOrder{"created_at DESC, id DESC", "(created_at, id) < (?, ?)", "created_at ASC, id ASC", "(created_at, id) > (?, ?)"}
 	case tenants.SortByName:
 		k := db.lowerC("name")
-		return k, k + " ASC, id ASC", "(" + k + ", id) > (?, ?)"
+		return listOrder{k + " ASC, id ASC", "(" + k + ", id) > (?, ?)", k + " DESC, id DESC", "(" + k + ", id) < (?, ?)"}
 	}
-	return "usage_used", "usage_used DESC, id DESC", "(usage_used, id) < (?, ?)"
+	return listOrder{"usage_used DESC, id DESC", "(usage_used, id) < (?, ?)", "usage_used ASC, id ASC", "(usage_used, id) > (?, ?)"}
 }
 
 // cursorKey writes the sort key of a row for its cursor.
@@ -151,12 +158,17 @@ func decodeCursor(s tenants.WorkspaceSort, after string) ([]any, error) {
 }
 
 // pageSQL is the query of one page of q, one row more than the page to tell
-// whether another follows.
+// whether another follows; a page before a cursor is read backwards, from
+// the cursor on, and comes in reverse order.
 func (db *DB) pageSQL(q tenants.WorkspaceQuery) (string, []any, error) {
 	where, args := db.workspaceFilters(q)
-	_, order, after := db.workspaceOrder(q.Sort)
-	if q.After != "" {
-		cargs, err := decodeCursor(q.Sort, q.After)
+	o := db.workspaceOrder(q.Sort)
+	cursor, order, after := q.After, o.order, o.after
+	if q.Before != "" {
+		cursor, order, after = q.Before, o.backOrder, o.before
+	}
+	if cursor != "" {
+		cargs, err := decodeCursor(q.Sort, cursor)
 		if err != nil {
 			return "", nil, err
 		}
@@ -189,11 +201,26 @@ func (db *DB) FindWorkspaces(ctx context.Context, q tenants.WorkspaceQuery) (*te
 		return nil, tenants.Internal(err, "counting workspaces")
 	}
 	page := &tenants.WorkspacePage{Total: int(min(total, tenants.WorkspaceCountCap)), TotalCapped: total > tenants.WorkspaceCountCap}
-	if len(rows) > q.Limit {
-		last := &rows[q.Limit-1]
-		c, _ := json.Marshal(workspaceCursor{Sort: string(q.Sort), Key: cursorKey(q.Sort, last), ID: last.W.ID})
-		page.Next = base64.RawURLEncoding.EncodeToString(c)
-		rows = rows[:q.Limit]
+	more := len(rows) > q.Limit
+	rows = rows[:min(len(rows), q.Limit)]
+	cursorOf := func(r *listingRow) string {
+		c, _ := json.Marshal(workspaceCursor{Sort: string(q.Sort), Key: cursorKey(q.Sort, r), ID: r.W.ID})
+		return base64.RawURLEncoding.EncodeToString(c)
+	}
+	// Past a cursor, the rows on its side of the page were there a moment ago.
+	if n := len(rows); n > 0 && q.Before != "" {
+		slices.Reverse(rows)
+		if more {
+			page.Prev = cursorOf(&rows[0])
+		}
+		page.Next = cursorOf(&rows[n-1])
+	} else if n > 0 {
+		if more {
+			page.Next = cursorOf(&rows[n-1])
+		}
+		if q.After != "" {
+			page.Prev = cursorOf(&rows[0])
+		}
 	}
 	page.Workspaces = make([]tenants.WorkspaceListing, len(rows))
 	for i := range rows {

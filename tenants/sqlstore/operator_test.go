@@ -208,6 +208,7 @@ func TestWorkspaceListAt100k(t *testing.T) {
 				for _, q := range []tenants.WorkspaceQuery{
 					{Sort: tenants.SortByUsage},
 					{Sort: tenants.SortByUsage, After: second},
+					{Sort: tenants.SortByUsage, Before: second},
 					{Sort: tenants.SortNewest},
 					{Sort: tenants.SortByName},
 					{Sort: tenants.SortByUsage, Search: "owner0012"},
@@ -239,12 +240,71 @@ func TestWorkspaceListAt100k(t *testing.T) {
 	}
 }
 
+func TestWorkspaceListPagesBack(t *testing.T) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		seedWorkspaces(t, db, 23)
+		for _, sort := range []tenants.WorkspaceSort{tenants.SortByUsage, tenants.SortNewest, tenants.SortByName} {
+			for _, filter := range []tenants.WorkspaceQuery{{}, {Plan: tenants.PlanFree}} {
+				t.Run(fmt.Sprintf("by %s with plan %q, Previous retraces Next page for page", sort, filter.Plan), func(t *testing.T) {
+					q := filter
+					q.Sort, q.Limit = sort, 4
+					var forward []*tenants.WorkspacePage
+					for {
+						page := mustFind(t, db, q)
+						forward = append(forward, page)
+						if page.Next == "" {
+							break
+						}
+						q.After = page.Next
+					}
+					if len(forward) < 3 {
+						t.Fatalf("%d pages, want at least 3 to go back through", len(forward))
+					}
+					if forward[0].Prev != "" {
+						t.Fatalf("the first page has a previous page %q", forward[0].Prev)
+					}
+					page := forward[len(forward)-1]
+					for i := len(forward) - 2; i >= 0; i-- {
+						if page.Prev == "" {
+							t.Fatalf("page %d has no previous page", i+2)
+						}
+						q.After, q.Before = "", page.Prev
+						page = mustFind(t, db, q)
+						if got, want := ids(page), ids(forward[i]); !slices.Equal(got, want) {
+							t.Fatalf("going back to page %d gives %v, want %v as going forward", i+1, got, want)
+						}
+						if page.Next != forward[i].Next {
+							t.Fatalf("page %d, reached going back, leads on to %q, want %q", i+1, page.Next, forward[i].Next)
+						}
+					}
+					if page.Prev != "" {
+						t.Fatalf("the first page, reached going back, has a previous page %q", page.Prev)
+					}
+				})
+			}
+		}
+		t.Run("the page before an early row holds the rows above it and no previous page", func(t *testing.T) {
+			first := mustFind(t, db, tenants.WorkspaceQuery{Sort: tenants.SortNewest, Limit: 4})
+			second := mustFind(t, db, tenants.WorkspaceQuery{Sort: tenants.SortNewest, Limit: 4, After: first.Next})
+			back := mustFind(t, db, tenants.WorkspaceQuery{Sort: tenants.SortNewest, Limit: 4, Before: second.Prev})
+			if !slices.Equal(ids(back), ids(first)) {
+				t.Fatalf("back from the second page: %v, want %v", ids(back), ids(first))
+			}
+			before := mustFind(t, db, tenants.WorkspaceQuery{Sort: tenants.SortNewest, Limit: 4, Before: first.Next})
+			if got := ids(before); !slices.Equal(got, ids(first)[:3]) || before.Prev != "" {
+				t.Fatalf("before the fourth row: %v with previous %q, want the first three and none", got, before.Prev)
+			}
+		})
+	})
+}
+
 func TestWorkspaceQueryRefusals(t *testing.T) {
 	db := sqltest.Migrated(t, storetest.SQLite(t))
 	for name, q := range map[string]tenants.WorkspaceQuery{
 		"a cursor that is not base64":              {After: "%%%"},
 		"a cursor of another order":                {Sort: tenants.SortNewest, After: "eyJzIjoidXNhZ2UiLCJrIjoiMSIsImlkIjoid3NfIn0"},
 		"a usage cursor whose key is not a number": {After: "eyJzIjoidXNhZ2UiLCJrIjoieCIsImlkIjoid3NfIn0"},
+		"a before cursor of another order":         {Sort: tenants.SortNewest, Before: "eyJzIjoidXNhZ2UiLCJrIjoiMSIsImlkIjoid3NfIn0"},
 	} {
 		t.Run(name+" is refused as invalid", func(t *testing.T) {
 			q.Period = thisMonth
@@ -261,6 +321,7 @@ func TestWorkspaceQueryRefusals(t *testing.T) {
 		"an unknown order":   {Sort: "random"},
 		"a page of 1000":     {Limit: 1000},
 		"a search of 300 ch": {Search: strings.Repeat("a", 300)},
+		"both cursors":       {After: "eyJzIjoidXNhZ2UiLCJrIjoiMSIsImlkIjoid3NfIn0", Before: "eyJzIjoidXNhZ2UiLCJrIjoiMSIsImlkIjoid3NfIn0"},
 	} {
 		t.Run(name+" is refused as invalid", func(t *testing.T) {
 			storetest.WantCode(t, q.Validate(), tenants.CodeInvalid, "")

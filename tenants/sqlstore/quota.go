@@ -2,7 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -180,11 +182,6 @@ type dedupeRow struct {
 	ExpiresAt int64
 }
 
-type dailyRow struct {
-	Day                             string
-	Sent, DeadTokens, Failed, Acked int64
-}
-
 // dayCounts are increments of one usage_daily row.
 type dayCounts struct{ sent, dead, failed, acked int64 }
 
@@ -258,32 +255,40 @@ func (q *QuotaStore) Usage(ctx context.Context, workspaceID string, p tenants.Pe
 	if err := checkPeriod(p); err != nil {
 		return tenants.Usage{}, err
 	}
-	tx := q.db.gorm.WithContext(ctx)
-	used, err := usedIn(tx, workspaceID, p)
+	u, err := monthWithDays(q.db.gorm.WithContext(ctx), workspaceID, p,
+		"SELECT used FROM quota_usage WHERE workspace_id = ? AND period = ?", workspaceID, string(p))
 	if err != nil {
 		return tenants.Usage{}, tenants.Internal(err, "reading usage")
 	}
-	days, err := dailyBetween(tx, workspaceID, p, p)
-	if err != nil {
-		return tenants.Usage{}, tenants.Internal(err, "reading usage")
-	}
-	return tenants.Usage{Period: p, Used: used, Daily: days}, nil
+	return u, nil
 }
 
-// dailyBetween returns the days of months from through to, ascending.
-func dailyBetween(tx *gorm.DB, ws string, from, to tenants.Period) ([]tenants.DailyUsage, error) {
-	var rows []dailyRow
-	err := tx.Raw(`SELECT day, sent, dead_tokens, failed, acked FROM usage_daily
-		WHERE workspace_id = ? AND day >= ? AND day < ? ORDER BY day`,
-		ws, from.Start().Format(time.DateOnly), to.End().Format(time.DateOnly)).Scan(&rows).Error
+// monthWithDays reads a month's total, the largest used of totalQuery, and its
+// days, ascending, in one round trip: the total comes beside each day (or
+// alone, on a row without a day, when the month has none).
+func monthWithDays(tx *gorm.DB, ws string, p tenants.Period, totalQuery string, totalArgs ...any) (tenants.Usage, error) {
+	args := append(slices.Clip(totalArgs), ws, p.Start().Format(time.DateOnly), p.End().Format(time.DateOnly))
+	rows, err := tx.Raw(`SELECT total.used, d.day, d.sent, d.dead_tokens, d.failed, d.acked
+		FROM (SELECT COALESCE(MAX(used), 0) AS used FROM (`+totalQuery+`) AS totals) AS total
+		LEFT JOIN usage_daily AS d ON d.workspace_id = ? AND d.day >= ? AND d.day < ?
+		ORDER BY d.day`, args...).Rows()
 	if err != nil {
-		return nil, err
+		return tenants.Usage{}, err
 	}
-	var days []tenants.DailyUsage
-	for _, r := range rows {
-		days = append(days, tenants.DailyUsage{Date: r.Day, Sent: r.Sent, DeadTokens: r.DeadTokens, Failed: r.Failed, Acked: r.Acked})
+	defer rows.Close()
+	u := tenants.Usage{Period: p}
+	for rows.Next() {
+		var day sql.NullString
+		var sent, dead, failed, acked sql.NullInt64
+		if err := rows.Scan(&u.Used, &day, &sent, &dead, &failed, &acked); err != nil {
+			return tenants.Usage{}, err
+		}
+		if day.Valid {
+			u.Daily = append(u.Daily, tenants.DailyUsage{Date: day.String, Sent: sent.Int64,
+				DeadTokens: dead.Int64, Failed: failed.Int64, Acked: acked.Int64})
+		}
 	}
-	return days, nil
+	return u, rows.Err()
 }
 
 // PurgeExpiredDedupe deletes the remembered notifications whose window ended

@@ -292,6 +292,39 @@ func (db *DB) Workspace(ctx context.Context, id string) (*tenants.Workspace, err
 	return row.workspace(), nil
 }
 
+// workspaceConsentRow is a workspace beside its latest consent's columns,
+// all nil when it has none.
+type workspaceConsentRow struct {
+	Workspace      workspaceRow `gorm:"embedded"`
+	ConsentVersion *string      `gorm:"column:consent_terms_version"`
+	ConsentBy      *string      `gorm:"column:consent_accepted_by"`
+	ConsentIP      *string      `gorm:"column:consent_accepted_ip"`
+	ConsentAt      *time.Time   `gorm:"column:consent_accepted_at"`
+}
+
+// WorkspaceWithConsent returns the workspace with id and its latest consent
+// (nil when it has none) in one query, as every dashboard page needs both.
+func (db *DB) WorkspaceWithConsent(ctx context.Context, id string) (*tenants.Workspace, *tenants.Consent, error) {
+	var row workspaceConsentRow
+	res := db.gorm.WithContext(ctx).Raw(`SELECT w.*, c.terms_version AS consent_terms_version,
+			c.accepted_by AS consent_accepted_by, c.accepted_ip AS consent_accepted_ip, c.accepted_at AS consent_accepted_at
+		FROM workspaces AS w LEFT JOIN consents AS c ON c.id = (SELECT id FROM consents
+			WHERE workspace_id = w.id ORDER BY accepted_at DESC, id DESC LIMIT 1)
+		WHERE w.id = ?`, id).Scan(&row)
+	if res.Error != nil {
+		return nil, nil, tenants.Internal(res.Error, "reading a workspace")
+	}
+	if res.RowsAffected == 0 {
+		return nil, nil, workspaceNotFound(id)
+	}
+	var c *tenants.Consent
+	if row.ConsentVersion != nil {
+		c = &tenants.Consent{WorkspaceID: row.Workspace.ID, TermsVersion: *row.ConsentVersion,
+			AcceptedBy: *row.ConsentBy, AcceptedIP: *row.ConsentIP, AcceptedAt: row.ConsentAt.UTC()}
+	}
+	return row.Workspace.workspace(), c, nil
+}
+
 // ListWorkspaces returns every workspace, oldest first.
 func (db *DB) ListWorkspaces(ctx context.Context) ([]tenants.Workspace, error) {
 	var rows []workspaceRow

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -236,6 +237,10 @@ func TestNotFound(t *testing.T) {
 		}{
 			{"an unknown workspace is not found", func() error {
 				_, err := db.Workspace(ctx, "ws_missing")
+				return err
+			}},
+			{"an unknown workspace with its consent is not found", func() error {
+				_, _, err := db.WorkspaceWithConsent(ctx, "ws_missing")
 				return err
 			}},
 			{"updating an unknown workspace is not found", func() error {
@@ -678,6 +683,62 @@ func TestConsents(t *testing.T) {
 			storetest.WantCode(t, err, tenants.CodeInvalid, "")
 			if latest, _ := db.LatestConsent(ctx, "ws_none"); latest != nil {
 				t.Errorf("the invalid consent was recorded: %+v", latest)
+			}
+		})
+	})
+}
+
+func TestWorkspaceWithConsent(t *testing.T) {
+	ctx := context.Background()
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		mustPublish(t, db, "2025-01", base.AddDate(0, -2, 0))
+		mustPublish(t, db, "2025-02", base.AddDate(0, -1, 0))
+		mustCreate(t, db, "ws_a", "tok-a", base)
+		mustCreate(t, db, "ws_b", "tok-b", base)
+		mustCreate(t, db, "ws_none", "tok-none", base)
+		enterprise, server, limit := tenants.PlanEnterprise, "srv-a", int64(5_000_000)
+		limitPtr := &limit
+		if _, err := db.UpdateWorkspace(ctx, "ws_a", tenants.WorkspaceChange{Plan: &enterprise, QuotaLimit: &limitPtr, ServerID: &server},
+			tenants.AuditEntry{Actor: "test", Action: "workspace.set_plan"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetStripeCustomer(ctx, "ws_a", "cus_a"); err != nil {
+			t.Fatal(err)
+		}
+		mustConsent(t, db, "ws_a", "2025-01", base.Add(time.Millisecond))
+		mustConsent(t, db, "ws_a", "2025-02", base.Add(2*time.Millisecond))
+		// Same instant: the one recorded last is the latest, as LatestConsent says.
+		tie := mustConsent(t, db, "ws_a", "2025-01", base.Add(2*time.Millisecond))
+		mustConsent(t, db, "ws_b", "2025-02", base.Add(time.Hour).In(cest))
+
+		for _, tc := range []struct {
+			name, id string
+			want     *tenants.Consent
+		}{
+			{"a workspace comes whole with its latest consent, never another workspace's newer one", "ws_a", &tie},
+			{"a workspace that never consented comes with no consent", "ws_none", nil},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ws, c, err := db.WorkspaceWithConsent(ctx, tc.id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				alone, err := db.Workspace(ctx, tc.id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(ws, alone) {
+					t.Errorf("workspace =\n%+v\nwant, as Workspace reads it,\n%+v", ws, alone)
+				}
+				if fmt.Sprint(c) != fmt.Sprint(tc.want) || c != nil && *c != *tc.want {
+					t.Errorf("consent = %+v, want %+v", c, tc.want)
+				}
+			})
+		}
+		t.Run("the consent's time comes back in UTC", func(t *testing.T) {
+			_, c, err := db.WorkspaceWithConsent(ctx, "ws_b")
+			if err != nil || c == nil || c.AcceptedAt != base.Add(time.Hour) || c.WorkspaceID != "ws_b" {
+				t.Fatalf("consent = %+v, %v; want ws_b's, accepted at %s", c, err, base.Add(time.Hour))
 			}
 		})
 	})

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"time"
 
@@ -92,26 +91,35 @@ func (db *DB) ArchivedUsage(ctx context.Context, workspaceID string, p tenants.P
 	if err := checkPeriod(p); err != nil {
 		return tenants.Usage{}, err
 	}
-	tx := db.gorm.WithContext(ctx)
-	var used []int64
-	err := tx.Raw(`SELECT used FROM usage_months WHERE workspace_id = ? AND period = ?
+	u, err := monthWithDays(db.gorm.WithContext(ctx), workspaceID, p,
+		`SELECT used FROM usage_months WHERE workspace_id = ? AND period = ?
 		UNION ALL SELECT used FROM quota_usage WHERE workspace_id = ? AND period = ?`,
-		workspaceID, string(p), workspaceID, string(p)).Scan(&used).Error
+		workspaceID, string(p), workspaceID, string(p))
 	if err != nil {
-		return tenants.Usage{}, tenants.Internal(err, "reading archived usage")
-	}
-	u := tenants.Usage{Period: p}
-	for _, n := range used {
-		u.Used = max(u.Used, n)
-	}
-	if u.Daily, err = dailyBetween(tx, workspaceID, p, p); err != nil {
 		return tenants.Usage{}, tenants.Internal(err, "reading archived usage")
 	}
 	return u, nil
 }
 
+// historyQuery finds a workspace's newest months with any count and the
+// larger of their two totals in one round trip. Each branch reads only its
+// newest rows through its primary key: the newest months*31 days hold a day
+// of each of the newest months that have days.
+const historyQuery = `SELECT period, MAX(used) AS used FROM (
+		SELECT period, used FROM (SELECT period, used FROM usage_months
+			WHERE workspace_id = ? ORDER BY period DESC LIMIT ?) AS archived
+		UNION ALL
+		SELECT period, used FROM (SELECT period, used FROM quota_usage
+			WHERE workspace_id = ? ORDER BY period DESC LIMIT ?) AS counted
+		UNION ALL
+		-- Months with days but no total (only acks, say) count too.
+		SELECT substr(day, 1, 7) AS period, 0 AS used FROM (SELECT day FROM usage_daily
+			WHERE workspace_id = ? ORDER BY day DESC LIMIT ?) AS days
+	) AS months GROUP BY period ORDER BY period DESC LIMIT ?`
+
 // UsageHistory returns up to months of a workspace's months with any count,
-// newest first, each with its days where they are kept.
+// newest first, with their totals only (ArchivedUsage reads a month's days):
+// every page that shows the history shows one line a month.
 func (db *DB) UsageHistory(ctx context.Context, workspaceID string, months int) ([]tenants.Usage, error) {
 	if workspaceID == "" {
 		return nil, tenants.Errorf(tenants.CodeInvalid, "workspace id is required")
@@ -120,51 +128,22 @@ func (db *DB) UsageHistory(ctx context.Context, workspaceID string, months int) 
 		return nil, tenants.Errorf(tenants.CodeInvalid, "months must be at least 1")
 	}
 	months = min(months, maxHistoryMonths)
-	tx := db.gorm.WithContext(ctx)
-	type total struct {
-		Period string
-		Used   int64
-	}
-	used := make(map[tenants.Period]int64)
-	for _, q := range []string{
-		"SELECT period, used FROM usage_months WHERE workspace_id = ? ORDER BY period DESC LIMIT ?",
-		"SELECT period, used FROM quota_usage WHERE workspace_id = ? ORDER BY period DESC LIMIT ?",
-		// Months with days but no total (only acks, say) count too.
-		"SELECT DISTINCT substr(day, 1, 7) AS period, 0 AS used FROM usage_daily WHERE workspace_id = ? ORDER BY period DESC LIMIT ?",
-	} {
-		var rows []total
-		if err := tx.Raw(q, workspaceID, months).Scan(&rows).Error; err != nil {
-			return nil, tenants.Internal(err, "reading usage history")
-		}
-		for _, r := range rows {
-			p := tenants.Period(r.Period)
-			used[p] = max(used[p], r.Used)
-		}
-	}
-	if len(used) == 0 {
-		return nil, nil
-	}
-	periods := make([]tenants.Period, 0, len(used))
-	for p := range used {
-		periods = append(periods, p)
-	}
-	slices.Sort(periods)
-	slices.Reverse(periods)
-	periods = periods[:min(len(periods), months)]
-	days, err := dailyBetween(tx, workspaceID, periods[len(periods)-1], periods[0])
+	rows, err := db.gorm.WithContext(ctx).Raw(historyQuery,
+		workspaceID, months, workspaceID, months, workspaceID, months*31, months).Rows()
 	if err != nil {
 		return nil, tenants.Internal(err, "reading usage history")
 	}
-	out := make([]tenants.Usage, len(periods))
-	index := make(map[tenants.Period]int, len(periods))
-	for i, p := range periods {
-		out[i] = tenants.Usage{Period: p, Used: used[p]}
-		index[p] = i
-	}
-	for _, d := range days {
-		if i, ok := index[tenants.Period(d.Date[:7])]; ok {
-			out[i].Daily = append(out[i].Daily, d)
+	defer rows.Close()
+	var out []tenants.Usage
+	for rows.Next() {
+		var u tenants.Usage
+		if err := rows.Scan(&u.Period, &u.Used); err != nil {
+			return nil, tenants.Internal(err, "reading usage history")
 		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, tenants.Internal(err, "reading usage history")
 	}
 	return out, nil
 }

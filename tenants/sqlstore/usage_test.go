@@ -20,32 +20,46 @@ func mustSaveUsage(t *testing.T, db *sqlstore.DB, ws string, u tenants.Usage) {
 	}
 }
 
+// mustHistory writes a workspace's history as "2025-03:12 2025-02:3": each month's total, newest first.
 func mustHistory(t *testing.T, db *sqlstore.DB, ws string, months int) string {
 	t.Helper()
 	h, err := db.UsageHistory(context.Background(), ws, months)
 	if err != nil {
 		t.Fatalf("UsageHistory(%s, %d): %v", ws, months, err)
 	}
-	return describeHistory(h)
-}
-
-// describeHistory writes months as "2025-03:12[10/3,11/2]": the total, then each day's sent count.
-func describeHistory(h []tenants.Usage) string {
 	s := ""
 	for i, u := range h {
 		if i > 0 {
 			s += " "
 		}
-		s += fmt.Sprintf("%s:%d[", u.Period, u.Used)
-		for j, d := range u.Daily {
-			if j > 0 {
-				s += ","
-			}
-			s += fmt.Sprintf("%s/%d", d.Date[8:], d.Sent)
+		if len(u.Daily) > 0 {
+			t.Fatalf("UsageHistory(%s) gave %s with %d days, want totals only", ws, u.Period, len(u.Daily))
 		}
-		s += "]"
+		s += fmt.Sprintf("%s:%d", u.Period, u.Used)
 	}
 	return s
+}
+
+// mustArchived writes a month as ArchivedUsage reads it (see describeMonth).
+func mustArchived(t *testing.T, db *sqlstore.DB, ws string, p tenants.Period) string {
+	t.Helper()
+	u, err := db.ArchivedUsage(context.Background(), ws, p)
+	if err != nil {
+		t.Fatalf("ArchivedUsage(%s, %s): %v", ws, p, err)
+	}
+	return describeMonth(u)
+}
+
+// describeMonth writes a month as "2025-03:12[10/10,11/2]": the total, then each day's sent count.
+func describeMonth(u tenants.Usage) string {
+	s := fmt.Sprintf("%s:%d[", u.Period, u.Used)
+	for j, d := range u.Daily {
+		if j > 0 {
+			s += ","
+		}
+		s += fmt.Sprintf("%s/%d", d.Date[8:], d.Sent)
+	}
+	return s + "]"
 }
 
 func TestSaveUsage(t *testing.T) {
@@ -58,8 +72,8 @@ func TestSaveUsage(t *testing.T) {
 		t.Run("saving the same reading again changes nothing", func(t *testing.T) {
 			mustSaveUsage(t, db, "ws-a", march)
 			mustSaveUsage(t, db, "ws-a", march)
-			if got, want := mustHistory(t, db, "ws-a", 12), "2025-03:12[10/10,11/2]"; got != want {
-				t.Fatalf("history = %s, want %s", got, want)
+			if got, want := mustArchived(t, db, "ws-a", "2025-03"), "2025-03:12[10/10,11/2]"; got != want {
+				t.Fatalf("archived = %s, want %s", got, want)
 			}
 		})
 
@@ -71,14 +85,14 @@ func TestSaveUsage(t *testing.T) {
 			}}
 			mustSaveUsage(t, db, "ws-a", later)
 			mustSaveUsage(t, db, "ws-a", march)
-			h, err := db.UsageHistory(context.Background(), "ws-a", 1)
+			u, err := db.ArchivedUsage(context.Background(), "ws-a", "2025-03")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := describeHistory(h), "2025-03:15[10/10,11/4,12/1]"; got != want {
-				t.Fatalf("history = %s, want %s", got, want)
+			if got, want := describeMonth(u), "2025-03:15[10/10,11/4,12/1]"; got != want {
+				t.Fatalf("archived = %s, want %s", got, want)
 			}
-			if d := h[0].Daily[0]; d.DeadTokens != 1 || d.Acked != 5 {
+			if d := u.Daily[0]; d.DeadTokens != 1 || d.Acked != 5 {
 				t.Fatalf("2025-03-10 = %+v, want 1 dead token and 5 acks", d)
 			}
 		})
@@ -119,8 +133,8 @@ func TestUsageHistory(t *testing.T) {
 			months int
 			want   string
 		}{
-			{"every month with a count, newest first", 12, "2025-03:0[01/0] 2025-02:3[03/3] 2025-01:30[31/30] 2024-12:7[]"},
-			{"bounded by months", 2, "2025-03:0[01/0] 2025-02:3[03/3]"},
+			{"every month with a count, newest first", 12, "2025-03:0 2025-02:3 2025-01:30 2024-12:7"},
+			{"bounded by months", 2, "2025-03:0 2025-02:3"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				if got := mustHistory(t, db, "ws-h", tc.months); got != tc.want {
@@ -136,6 +150,104 @@ func TestUsageHistory(t *testing.T) {
 		t.Run("zero months is refused", func(t *testing.T) {
 			if _, err := db.UsageHistory(ctx, "ws-h", 0); tenants.ErrorCode(err) != tenants.CodeInvalid {
 				t.Fatalf("UsageHistory(0) = %v, want %s", err, tenants.CodeInvalid)
+			}
+		})
+	})
+}
+
+func TestUsageHistoryOfFullMonths(t *testing.T) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		// Three full months of days without totals, then a month with a total only.
+		for _, p := range []tenants.Period{"2025-01", "2025-02", "2025-03"} {
+			u := tenants.Usage{Period: p}
+			for d := p.Start(); d.Before(p.End()); d = d.AddDate(0, 0, 1) {
+				u.Daily = append(u.Daily, tenants.DailyUsage{Date: d.Format(time.DateOnly), Acked: 1})
+			}
+			mustSaveUsage(t, db, "ws-days", u)
+		}
+		// Two months counted by both stores, each larger in one of them.
+		mustSaveUsage(t, db, "ws-days", tenants.Usage{Period: "2024-06", Used: 40})
+		mustSaveUsage(t, db, "ws-days", tenants.Usage{Period: "2024-05", Used: 4})
+		q := sqlstore.NewQuotaStore(db)
+		for i := range 5 {
+			for _, at := range []time.Time{time.Date(2024, 6, 9, 0, 0, i, 0, time.UTC), time.Date(2024, 5, 9, 0, 0, i, 0, time.UTC)} {
+				if _, err := q.Admit(ctx, tenants.Admission{WorkspaceID: "ws-days", Limit: 100, DedupeKey: fmt.Sprint(at), At: at}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+
+		for _, tc := range []struct {
+			name   string
+			months int
+			want   string
+		}{
+			{"months of days alone are found however full they are", 3, "2025-03:0 2025-02:0 2025-01:0"},
+			{"a month counted by both stores shows the larger count", 12, "2025-03:0 2025-02:0 2025-01:0 2024-06:40 2024-05:5"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if got := mustHistory(t, db, "ws-days", tc.months); got != tc.want {
+					t.Fatalf("history = %s, want %s", got, tc.want)
+				}
+			})
+		}
+	})
+}
+
+func TestQuotaStoreUsage(t *testing.T) {
+	sqltest.EachBackend(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		q := sqlstore.NewQuotaStore(db)
+		admit := func(ws string, at time.Time, key string) {
+			t.Helper()
+			if _, err := q.Admit(ctx, tenants.Admission{WorkspaceID: ws, Limit: 100, DedupeKey: key, At: at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		admit("ws-u", time.Date(2025, 3, 11, 8, 0, 0, 0, time.UTC), "a")
+		admit("ws-u", time.Date(2025, 3, 2, 8, 0, 0, 0, time.UTC), "b")
+		admit("ws-u", time.Date(2025, 3, 2, 9, 0, 0, 0, time.UTC), "c")
+		admit("ws-u", time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC), "d")
+		admit("ws-other", time.Date(2025, 3, 2, 8, 0, 0, 0, time.UTC), "a")
+		if err := q.RecordAck(ctx, "ws-u", time.Date(2025, 3, 2, 10, 0, 0, 0, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.RecordAck(ctx, "ws-u", time.Date(2025, 5, 20, 10, 0, 0, 0, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+		usage := func(ws string, p tenants.Period) tenants.Usage {
+			t.Helper()
+			u, err := q.Usage(ctx, ws, p)
+			if err != nil {
+				t.Fatalf("Usage(%s, %s): %v", ws, p, err)
+			}
+			return u
+		}
+
+		t.Run("a month comes with its count and its days in order, and nothing of another workspace or month", func(t *testing.T) {
+			u := usage("ws-u", "2025-03")
+			if got, want := describeMonth(u), "2025-03:3[02/2,11/1]"; got != want {
+				t.Fatalf("Usage = %s, want %s", got, want)
+			}
+			if u.Daily[0].Acked != 1 {
+				t.Fatalf("2025-03-02 = %+v, want its ack", u.Daily[0])
+			}
+		})
+		t.Run("a month with acks only has its days and no count", func(t *testing.T) {
+			if got, want := describeMonth(usage("ws-u", "2025-05")), "2025-05:0[20/0]"; got != want {
+				t.Fatalf("Usage = %s, want %s", got, want)
+			}
+		})
+		t.Run("a month without anything is empty", func(t *testing.T) {
+			u := usage("ws-u", "2025-06")
+			if u.Period != "2025-06" || u.Used != 0 || u.Daily != nil {
+				t.Fatalf("Usage = %+v, want an empty 2025-06", u)
+			}
+		})
+		t.Run("a malformed period is invalid", func(t *testing.T) {
+			if _, err := q.Usage(ctx, "ws-u", "March"); tenants.ErrorCode(err) != tenants.CodeInvalid {
+				t.Fatalf("Usage(March) = %v, want %s", err, tenants.CodeInvalid)
 			}
 		})
 	})
@@ -222,7 +334,7 @@ func TestArchivedUsage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := describeHistory([]tenants.Usage{u}), "2025-03:12[10/10,11/2]"; got != want {
+			if got, want := describeMonth(u), "2025-03:12[10/10,11/2]"; got != want {
 				t.Fatalf("ArchivedUsage = %s, want %s", got, want)
 			}
 			if u.Daily[0].DeadTokens != 1 || u.Daily[0].Acked != 4 || u.Daily[1].Failed != 1 {
