@@ -116,28 +116,8 @@ func (dash *Dashboard) opWorkspaceData(ctx context.Context, p *tenants.Principal
 		d.Over = u.Used >= d.Limit
 		d.Near = !d.Over && d.Percent >= 80
 	}
-	months := []tenants.Usage{u}
-	if dash.d.History != nil {
-		past, err := dash.d.History.UsageHistory(ctx, ws.ID, 12)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range past {
-			if m.Period != period && len(months) < 12 {
-				months = append(months, m)
-			}
-		}
-	}
-	var top int64
-	for _, m := range months {
-		top = max(top, m.Used)
-	}
-	for _, m := range months {
-		row := monthRow{Label: m.Period.Start().Format("January 2006"), Used: m.Used}
-		if top > 0 {
-			row.Width = int(m.Used * 100 / top)
-		}
-		d.History = append(d.History, row)
+	if d.History, err = dash.twelveMonths(ctx, ws.ID, period, u); err != nil {
+		return nil, err
 	}
 	if d.Terms, err = dash.d.Tenants.TermsState(ctx, p); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -32,6 +33,36 @@ type monthRow struct {
 	Label string
 	Used  int64
 	Width int // of 100
+}
+
+// twelveMonths is this month (current, read live) and up to 11 archived
+// months before it, newest first, each with its bar's width against the largest.
+func (dash *Dashboard) twelveMonths(ctx context.Context, workspaceID string, period tenants.Period, current tenants.Usage) ([]monthRow, error) {
+	months := []tenants.Usage{current}
+	if dash.d.History != nil {
+		past, err := dash.d.History.UsageHistory(ctx, workspaceID, 12)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range past {
+			if m.Period != period && len(months) < 12 {
+				months = append(months, m)
+			}
+		}
+	}
+	var top int64
+	for _, m := range months {
+		top = max(top, m.Used)
+	}
+	rows := make([]monthRow, 0, len(months))
+	for _, m := range months {
+		row := monthRow{Label: m.Period.Start().Format("January 2006"), Used: m.Used}
+		if top > 0 {
+			row.Width = int(m.Used * 100 / top)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
 }
 
 // Overview shows this month's usage against the quota, its days, the months
@@ -79,29 +110,9 @@ func (dash *Dashboard) Overview() http.Handler {
 				return
 			}
 		}
-		months := []tenants.Usage{u}
-		if dash.d.History != nil {
-			past, err := dash.d.History.UsageHistory(ctx, ws.ID, 12)
-			if err != nil {
-				dash.fail(w, r, "", view{}, err)
-				return
-			}
-			for _, m := range past {
-				if m.Period != period && len(months) < 12 {
-					months = append(months, m)
-				}
-			}
-		}
-		var top int64
-		for _, m := range months {
-			top = max(top, m.Used)
-		}
-		for _, m := range months {
-			row := monthRow{Label: m.Period.Start().Format("January 2006"), Used: m.Used}
-			if top > 0 {
-				row.Width = int(m.Used * 100 / top)
-			}
-			o.History = append(o.History, row)
+		if o.History, err = dash.twelveMonths(ctx, ws.ID, period, u); err != nil {
+			dash.fail(w, r, "", view{}, err)
+			return
 		}
 		v := view{Title: "Overview", Nav: "overview", Data: o}
 		if r.URL.Query().Get("accepted") != "" {
