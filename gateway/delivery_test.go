@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -78,15 +79,21 @@ func mustCopyDevKit(t testing.TB, dir, tokenURI string) sandbox.DevKit {
 // mustStartSandbox starts a sandbox that knows the dev kit's keys.
 func mustStartSandbox(t testing.TB, latency time.Duration) *sandboxEnv {
 	t.Helper()
+	return mustStartSandboxAs(t, sandbox.Config{Latency: latency}, "")
+}
+
+// mustStartSandboxAs starts a sandbox with cfg and the dev kit's keys; the
+// kit's token URI names tokenHost at the sandbox's port, or its own address
+// when tokenHost is empty.
+func mustStartSandboxAs(t testing.TB, cfg sandbox.Config, tokenHost string) *sandboxEnv {
+	t.Helper()
 	dir := t.TempDir()
 	kit := mustCopyDevKit(t, dir, "")
-	srv, err := sandbox.New(sandbox.Config{
-		Latency:     latency,
-		APNsKeys:    map[string]*ecdsa.PublicKey{kit.APNsKeyID: kit.APNsKey},
-		APNsTopics:  []string{testTopic},
-		FCMAccounts: map[string]*rsa.PublicKey{kit.ClientEmail: kit.FCMKey},
-		FCMProjects: []string{kit.ProjectID},
-	})
+	cfg.APNsKeys = map[string]*ecdsa.PublicKey{kit.APNsKeyID: kit.APNsKey}
+	cfg.APNsTopics = []string{testTopic}
+	cfg.FCMAccounts = map[string]*rsa.PublicKey{kit.ClientEmail: kit.FCMKey}
+	cfg.FCMProjects = []string{kit.ProjectID}
+	srv, err := sandbox.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +105,12 @@ func mustStartSandbox(t testing.TB, latency time.Duration) *sandboxEnv {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
-	if kit, err = sandbox.EnsureDevKit(dir, srv.URL()+"/token", testProject); err != nil {
+	tokenURL := srv.URL() + "/token"
+	if tokenHost != "" {
+		_, port, _ := net.SplitHostPort(srv.Addr())
+		tokenURL = "https://" + tokenHost + ":" + port + "/token"
+	}
+	if kit, err = sandbox.EnsureDevKit(dir, tokenURL, testProject); err != nil {
 		t.Fatal(err)
 	}
 	return &sandboxEnv{srv: srv, kit: kit, caFile: mustWriteFile(t, dir, "sandbox-ca.pem", string(srv.CACertPEM())), dir: dir}

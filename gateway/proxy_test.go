@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"io"
 	"net"
 	"net/http"
@@ -12,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"golang.org/x/net/http/httpproxy"
 
@@ -84,32 +81,10 @@ func (p *connectProxy) counts() (map[string]int, int) {
 
 func TestProvidersHonourTheProxy(t *testing.T) {
 	const pushes = 5
-	dir := t.TempDir()
-	kit := mustCopyDevKit(t, dir, "")
-	srv, err := sandbox.New(sandbox.Config{
-		Hosts:       []string{"apns.test", "fcm.test"},
-		APNsKeys:    map[string]*ecdsa.PublicKey{kit.APNsKeyID: kit.APNsKey},
-		APNsTopics:  []string{testTopic},
-		FCMAccounts: map[string]*rsa.PublicKey{kit.ClientEmail: kit.FCMKey},
-		FCMProjects: []string{kit.ProjectID},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	sb := mustStartSandboxAs(t, sandbox.Config{Hosts: []string{"apns.test", "fcm.test"}}, "fcm.test")
+	srv, kit, caFile := sb.srv, sb.kit, sb.caFile
 	_, port, _ := net.SplitHostPort(srv.Addr())
 	apnsHost, fcmHost := "apns.test:"+port, "fcm.test:"+port
-	if kit, err = sandbox.EnsureDevKit(dir, "https://"+fcmHost+"/token", testProject); err != nil {
-		t.Fatal(err)
-	}
-	caFile := mustWriteFile(t, dir, "sandbox-ca.pem", string(srv.CACertPEM()))
 	apps := []AppConfig{
 		{ID: "apple_rn", Kind: KindAPNs, Topic: testTopic, KeyFile: kit.APNsKeyFile, KeyID: kit.APNsKeyID, TeamID: kit.APNsTeamID,
 			Environment: EnvDevelopment, Endpoint: "https://" + apnsHost, CAFile: caFile},
